@@ -1,0 +1,152 @@
+"""The evaluation protocol: train fresh networks on a set, report last-epoch test accuracy.
+
+Every result row names the protocol that produced it (architecture, epochs, batch,
+optimiser, lr schedule, augmentation): comparing numbers made under different protocols
+is the field's most common mistake, and the ``protocol`` column makes it visible.
+Accuracies are the LAST epoch's, never the best: nothing here looks at the test split
+to choose anything.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from . import __version__
+from .augment import DSA
+from .data import Dataset
+from .device import seed_everything
+from .nets import get_network
+from .train import Recipe, accuracy, train_model
+
+RESULT_COLUMNS = ["dataset", "method", "ipc", "seed", "arch", "metric", "value", "protocol", "device"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a set is evaluated: which network, trained with which recipe."""
+
+    arch: str = "convnet"
+    recipe: Recipe = field(default_factory=Recipe)
+    net_kwargs: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def id(self) -> str:
+        """Stable identifier stored in every result row, e.g. ``convnet/ep300-bs256-...-dc-dsa``."""
+        kw = "".join(f"-{k}{v}" for k, v in self.net_kwargs)
+        return f"{self.arch}{kw}/{self.recipe.describe()}"
+
+    def with_arch(self, arch: str) -> "Protocol":
+        """The same recipe on another architecture."""
+        return replace(self, arch=arch)
+
+
+# Named protocols of the reference implementations. The epoch counts are the published
+# ones; use ``replace(PROTOCOLS["dc"].recipe, epochs=...)`` for quick runs.
+PROTOCOLS: dict[str, Protocol] = {
+    "dc": Protocol(recipe=Recipe(epochs=1000, schedule="dc")),     # DC/DSA/DM: lr x0.1 at half
+    "idc": Protocol(recipe=Recipe(epochs=1000, schedule="idc")),   # IDC: lr x0.2 at 2/3 and 5/6
+    "real": Protocol(recipe=Recipe(epochs=30, schedule="dc")),     # full-data reference training
+}
+
+
+def make_augment(data: Dataset, recipe: Recipe) -> DSA | None:
+    """The per-sample augmentation the recipe asks for on this dataset (None for ``none``)."""
+    if recipe.augment in ("none", ""):
+        return None
+    if recipe.augment == "dsa":
+        return DSA.for_dataset(data.name)
+    return DSA(strategy=recipe.augment)
+
+
+def train_and_test(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed: int = 0, *,
+                   checkpoint: str | os.PathLike | None = None, progress: bool = True,
+                   desc: str | None = None) -> dict[str, float]:
+    """Train a fresh ``protocol.arch`` (seeded) on ``(x, y)`` and measure it on the test split.
+
+    Returns ``test_acc`` (percent, last epoch), ``train_acc``, ``val_acc`` when the dataset
+    has a validation split, and ``seconds`` of training.
+    """
+    if x.shape[1:] != data.x_train.shape[1:]:
+        raise ValueError(f"Images have shape {tuple(x.shape[1:])} but {data.name} expects "
+                         f"{tuple(data.x_train.shape[1:])}.")
+    g = seed_everything(seed)
+    net = get_network(protocol.arch, data.channels, data.num_classes, data.im_size,
+                      **dict(protocol.net_kwargs)).to(data.device)
+    t0 = time.perf_counter()
+    logs = train_model(net, x.to(data.device), y.to(data.device), protocol.recipe,
+                       normalize=data.normalize, augment=make_augment(data, protocol.recipe),
+                       generator=g, checkpoint=checkpoint, progress=progress,
+                       desc=desc or f"{protocol.arch} seed {seed}")
+    out = {"test_acc": accuracy(net, data.x_test, data.y_test, data.normalize),
+           "train_acc": logs[-1]["train_acc"],
+           "seconds": time.perf_counter() - t0}
+    if data.x_val is not None:
+        out["val_acc"] = accuracy(net, data.x_val, data.y_val, data.normalize)
+    return out
+
+
+def evaluate_set(data: Dataset, x: Tensor, y: Tensor, *, method: str, ipc: int,
+                 protocol: Protocol | None = None, seeds: Iterable[int] = (0, 1, 2),
+                 archs: Iterable[str] | None = None, progress: bool = True,
+                 checkpoint_dir: str | os.PathLike | None = None, **extra: object) -> pd.DataFrame:
+    """Evaluate a (synthetic or coreset) set under ``protocol`` for every seed and architecture.
+
+    Returns a tidy table, one row per (arch, seed, metric), with the columns of
+    :data:`RESULT_COLUMNS` plus ``extra`` (e.g. ``segments=5``) as constant columns.
+    """
+    protocol = protocol or PROTOCOLS["dc"]
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("Give at least one seed.")
+    rows = []
+    for arch in list(archs or [protocol.arch]):
+        proto = protocol.with_arch(arch)
+        for seed in seeds:
+            ckpt = None
+            if checkpoint_dir is not None:
+                Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+                ckpt = Path(checkpoint_dir) / f"{method}-ipc{ipc}-{arch}-seed{seed}.ckpt"
+            res = train_and_test(data, x, y, proto, seed, checkpoint=ckpt, progress=progress,
+                                 desc=f"{method} ipc{ipc} {arch} s{seed}")
+            for metric, value in res.items():
+                rows.append({"dataset": data.name, "method": method, "ipc": ipc, "seed": seed,
+                             "arch": arch, "metric": metric, "value": value, "protocol": proto.id,
+                             "device": data.device.type, **extra})
+            if ckpt is not None and ckpt.exists():
+                ckpt.unlink()  # the result row now holds what the checkpoint protected
+    return pd.DataFrame(rows)
+
+
+def environment() -> dict[str, str]:
+    """Versions and machine facts to store next to results."""
+    return {"dasm": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "threads": str(torch.get_num_threads())}
+
+
+def append_results(df: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """Append ``df`` to the CSV table at ``path`` (created if missing); return the whole table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.concat([pd.read_csv(path), df], ignore_index=True) if path.exists() else df
+    tmp = path.with_suffix(".tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return table
+
+
+def summarize(df: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """Mean, std and count of ``metric`` over seeds, one row per dataset/method/ipc/arch/protocol."""
+    sel = df[df["metric"] == metric]
+    keys = [k for k in ("dataset", "method", "ipc", "arch", "protocol") if k in sel.columns]
+    out = sel.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out
