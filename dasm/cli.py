@@ -17,13 +17,10 @@ from . import data as data_mod
 from .coreset import random_indices
 from .data import DatasetNotFoundError, load_dataset
 from .device import resolve_device
-from .evaluate import PROTOCOLS, Protocol, append_results, evaluate_set, summarize
+from .evaluate import PROTOCOLS, REAL_RECIPES, Protocol, append_results, evaluate_set, summarize
 from .nets import list_networks
-from .train import SCHEDULES, Recipe, TrainingDivergedError
+from .train import SCHEDULES, TrainingDivergedError
 
-# Full-data training budgets per dataset for `dasm train-real` (epochs at batch 256). The
-# evidence for each is in the README's "Reference accuracy" table.
-REAL_EPOCHS = {"digits": 100, "fashion-mnist": 5, "mnist": 5, "cifar10": 30, "cifar100": 30, "svhn": 15}
 
 
 def _seeds(text: str) -> list[int]:
@@ -39,18 +36,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
-def _recipe_args(p: argparse.ArgumentParser, epochs: int | None) -> None:
-    p.add_argument("--epochs", type=int, default=epochs, help="training epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--schedule", choices=SCHEDULES, default="dc",
-                   help="lr schedule: dc = x0.1 at half, idc = x0.2 at 2/3 and 5/6")
-    p.add_argument("--augment", default="dsa", help="dsa (dataset default), none, or a DSA strategy string")
+def _recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int, help="training epochs (default: the dataset's, see REAL_RECIPES)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--schedule", choices=SCHEDULES, help="lr schedule: dc = x0.1 at half, idc = x0.2 at 2/3 and 5/6")
+    p.add_argument("--augment", help="dsa (dataset default), none, or a DSA strategy string")
 
 
-def _recipe(args: argparse.Namespace, default_epochs: int) -> Recipe:
-    return Recipe(epochs=args.epochs or default_epochs, batch_size=args.batch_size, lr=args.lr,
-                  schedule=args.schedule, augment=args.augment)
+def _recipe(args: argparse.Namespace, default: Recipe) -> Recipe:
+    """``default`` with every option the user gave on the command line replaced."""
+    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "schedule", "augment")
+             if getattr(args, k) is not None}
+    return replace(default, **given)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -70,7 +68,7 @@ def cmd_train_real(args: argparse.Namespace) -> int:
     """Train on the full training set: the reference accuracy every distilled set is compared to."""
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device=device)
-    recipe = _recipe(args, REAL_EPOCHS[data.name])
+    recipe = _recipe(args, REAL_RECIPES[data.name])
     out = Path(args.out)
     n_per_class = round(len(data.y_train) / data.num_classes)
     df = evaluate_set(data, data.x_train, data.y_train, method="full", ipc=n_per_class,
@@ -89,7 +87,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     seeds = args.seeds
     progress = not args.no_progress
-    real = Protocol(recipe=Recipe(epochs=REAL_EPOCHS["digits"]))
+    real = Protocol(recipe=replace(REAL_RECIPES["digits"], epochs=args.real_epochs))
     frames = [evaluate_set(data, data.x_train, data.y_train, method="full",
                            ipc=round(len(data.y_train) / data.num_classes), protocol=real, seeds=seeds,
                            progress=progress)]
@@ -123,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="convnet", help=f"one of {', '.join(list_networks())}")
     p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
     p.add_argument("--out", default="data/runs/real", help="output folder (results.csv, checkpoints)")
-    _recipe_args(p, None)
+    _recipe_args(p)
     _common(p)
     p.set_defaults(func=cmd_train_real)
 
@@ -132,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ipcs", type=_seeds, default=[1, 10, 50], help="IPCs of the coresets")
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=300, help="evaluation epochs on each coreset")
+    p.add_argument("--real-epochs", type=int, default=REAL_RECIPES["digits"].epochs,
+                   help="epochs of the full-data reference training")
     _common(p)
     p.set_defaults(func=cmd_demo)
     return parser

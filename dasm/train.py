@@ -141,10 +141,11 @@ def train_model(net: nn.Module, x: Tensor, y: Tensor, recipe: Recipe, *,
         start_epoch, logs = state["epoch"], state["logs"]
 
     n, bs = len(x), min(recipe.batch_size, len(x))
+    steps = math.ceil(n / bs)
     net.train()
-    bar = tqdm(range(start_epoch, recipe.epochs), desc=desc, disable=not progress, leave=False,
-               initial=start_epoch, total=recipe.epochs)
-    for epoch in bar:
+    bar = tqdm(total=recipe.epochs * steps, initial=start_epoch * steps, desc=desc,
+               disable=not progress, leave=False, unit="step")
+    for epoch in range(start_epoch, recipe.epochs):
         for group in opt.param_groups:
             group["lr"] = recipe.lr * recipe.lr_factor(epoch)
         t0 = time.perf_counter()
@@ -169,10 +170,11 @@ def train_model(net: nn.Module, x: Tensor, y: Tensor, recipe: Recipe, *,
             total_loss += loss.item() * len(idx)
             target = yb.argmax(1) if yb.dim() == 2 else yb
             correct += (logits.argmax(1) == target).sum().item()
+            bar.update(1)
         log = {"epoch": epoch, "loss": total_loss / n, "train_acc": 100.0 * correct / n,
                "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
         logs.append(log)
-        bar.set_postfix(loss=f"{log['loss']:.3f}", acc=f"{log['train_acc']:.1f}")
+        bar.set_postfix(epoch=epoch + 1, loss=f"{log['loss']:.3f}", acc=f"{log['train_acc']:.1f}")
         if callback is not None:
             callback(log)
         if ckpt is not None:

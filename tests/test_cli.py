@@ -1,0 +1,88 @@
+"""The `dasm` command: listing datasets, full-data training, the demo, and clear errors."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from dasm.cli import main
+
+PACKAGE = Path(__file__).resolve().parent.parent / "dasm"
+CORE = ["data", "nets", "augment", "synthetic", "train", "matching", "distill", "difficulty",
+        "sequential", "coreset", "evaluate", "config", "device"]
+
+
+def test_datasets_lists_every_dataset(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "svhn"):
+        assert name in out
+    assert "bundled with scikit-learn" in out
+
+
+def test_train_real_writes_a_results_table(tmp_path, capsys):
+    out = tmp_path / "real"
+    code = main(["train-real", "--dataset", "digits", "--arch", "mlp", "--epochs", "3", "--seeds", "0,1",
+                 "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert code == 0
+    df = pd.read_csv(out / "results.csv")
+    acc = df[df.metric == "test_acc"]
+    assert list(acc.seed) == [0, 1] and set(acc.method) == {"full"} and set(acc.arch) == {"mlp"}
+    assert acc.protocol.str.startswith("mlp/ep3-").all() and set(df.device) == {"cpu"}
+    assert not list((out / "checkpoints").glob("*.ckpt"))  # finished runs clean up their checkpoints
+    assert "full" in capsys.readouterr().out
+
+
+def test_demo_prints_a_table(tmp_path, capsys):
+    code = main(["demo", "--out", str(tmp_path), "--ipcs", "1,5", "--seeds", "0", "--epochs", "3",
+                 "--real-epochs", "2", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Test accuracy on digits" in out and "random" in out and "full" in out
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert set(df[df.method == "random"].ipc) == {1, 5}
+
+
+def test_bad_input_gives_one_clear_error(capsys):
+    assert main(["train-real", "--dataset", "imagenet", "--no-progress"]) == 2
+    assert "Unknown dataset 'imagenet'" in capsys.readouterr().err
+    assert main(["train-real", "--dataset", "digits", "--arch", "transformer", "--no-progress"]) == 2
+    assert "convnet" in capsys.readouterr().err
+    assert main(["train-real", "--dataset", "digits", "--epochs", "-1", "--no-progress"]) == 2
+    assert "epochs must be a positive integer" in capsys.readouterr().err
+    assert main(["demo", "--ipcs", "500", "--no-progress", "--real-epochs", "1"]) == 2
+    assert "largest IPC" in capsys.readouterr().err
+
+
+def test_python_dash_m_works():
+    res = subprocess.run([sys.executable, "-m", "dasm", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "train-real" in res.stdout
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            names.add(mod if node.level == 0 else "dasm." + mod if mod else "dasm")
+            if node.level and not mod:
+                names.update("dasm." + a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def test_core_never_imports_analysis_widgets_or_cli():
+    for name in CORE:
+        path = PACKAGE / f"{name}.py"
+        if not path.exists():
+            continue
+        bad = {m for m in _imports(path) if m.split(".")[:2] in (["dasm", "analysis"], ["dasm", "widgets"],
+                                                                  ["dasm", "cli"])}
+        assert not bad, f"core module {name}.py imports {bad}"
+    analysis = PACKAGE / "analysis"
+    for path in analysis.glob("*.py") if analysis.exists() else []:
+        bad = {m for m in _imports(path) if m.startswith(("dasm.widgets", "dasm.cli"))}
+        assert not bad, f"{path.name} imports {bad}"
