@@ -1,0 +1,320 @@
+"""The distillers: one engine for DC, DSA, DM and IDC, with checkpoint/resume.
+
+One outer iteration (all methods):
+
+1. build a fresh network (seeded by the iteration, so a resumed run builds the same one);
+2. repeat ``match_steps`` times:
+   a. per class, draw ``batch_real`` real images from that class's pool and take the
+      class's synthetic images (decoded; at most ``batch_syn_max``);
+   b. with DSA, augment each class's real and synthetic batch with ONE shared draw;
+   c. the objective over all classes at once: gradient matching (DC/DSA/IDC) or mean
+      embedding matching (DM); one SGD step on the synthetic pixels;
+   d. ``net_steps`` network updates, on the synthetic set (DC/DSA) or on real data (IDC);
+      DM never trains the network.
+
+The pixels are optimised in the network's input space (normalised), as the reference
+implementations do, so their published image learning rates carry over; the set is stored
+in [0, 1] pixel space. Segments before ``train_segment`` stay frozen but take part in the
+synthetic side of every match: that is how DASM distills segment after segment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .augment import DSA
+from .data import Dataset
+from .matching import METRICS, distribution_match_loss, gradient_match_loss
+from .nets import get_network
+from .synthetic import SyntheticSet, decode, new_synthetic_set
+
+METHODS = ("dc", "dsa", "dm", "idc")
+
+
+class DistillationDivergedError(FloatingPointError):
+    """The matching loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Hyperparameters of one distillation; :mod:`dasm.config` has per-dataset presets.
+
+    ``match_steps``: synthetic updates per fresh network (DC's ``outer_loop``, IDC's ``inner_loop``).
+    ``net_steps``: network SGD steps after each matching step; ``net_source`` says on what
+    (``syn`` for DC/DSA, ``real`` for IDC). ``batched``: vectorise the per-class gradients
+    (``None`` picks the faster path for the device, see ``benchmarks/speed.py``).
+    """
+
+    method: str = "idc"
+    ipc: int = 10
+    factor: int = 1
+    init: str = "real"
+    iterations: int = 200
+    match_steps: int = 10
+    net_steps: int = 1
+    net_source: str = "real"
+    lr_img: float = 0.1
+    momentum_img: float = 0.5
+    lr_net: float = 0.01
+    batch_real: int = 128
+    batch_net: int = 256
+    batch_syn_max: int = 0
+    metric: str = "dc"
+    layers: str | None = None
+    augment: bool = True
+    arch: str = "convnet"
+    width: int = 128
+    depth: int = 3
+    norm: str = "instance"
+    batched: bool | None = None
+    checkpoint_every: int = 25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown distillation method {self.method!r}; choose one of {', '.join(METHODS)} "
+                             "(coresets: random, herding, kcenter).")
+        if self.metric not in METRICS:
+            raise ValueError(f"Unknown matching metric {self.metric!r}; choose one of {', '.join(METRICS)}.")
+        for name in ("ipc", "factor", "iterations", "match_steps", "batch_real", "batch_net", "checkpoint_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        if self.net_source not in ("real", "syn"):
+            raise ValueError(f"net_source must be 'real' or 'syn', got {self.net_source!r}.")
+        if not self.lr_img > 0:
+            raise ValueError(f"lr_img must be positive, got {self.lr_img!r}.")
+
+    def net_kwargs(self) -> dict:
+        """Keyword arguments of the matching network (ConvNet-family knobs only for ConvNets)."""
+        if self.arch.startswith("convnet"):
+            return {"width": self.width, "depth": self.depth, "norm": self.norm} if self.arch == "convnet" \
+                else {"width": self.width, "depth": self.depth}
+        return {}
+
+
+@dataclass
+class _State:
+    """What a checkpoint holds: the learnable segment and everything needed to continue exactly."""
+
+    z: Tensor
+    opt: dict
+    iteration: int
+    generator: Tensor
+    history: list[dict]
+
+
+def _use_batched(cfg: DistillConfig, net: nn.Module, device: torch.device) -> bool:
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        return False  # batch statistics couple the samples: vmap over classes would change the math
+    if cfg.batched is not None:
+        return cfg.batched
+    return device.type == "cuda"  # measured in benchmarks/speed.py: the loop is faster on CPU
+
+
+def _class_rows(labels: Tensor, num_classes: int, factor: int) -> Tensor:
+    """(K, n * f^2) indices into the decoded set of each class's images."""
+    rows = torch.stack([torch.nonzero(labels == c, as_tuple=True)[0] for c in range(num_classes)])
+    k = factor * factor
+    return (rows.unsqueeze(-1) * k + torch.arange(k, device=rows.device)).flatten(1)
+
+
+def _sample_real(data: Dataset, pools: list[Tensor], n: int, g: torch.Generator) -> Tensor:
+    """(K, n, C, H, W): ``n`` random real images from each class pool."""
+    picks = [pool[torch.randperm(len(pool), generator=g)[:n].to(pool.device)] for pool in pools]
+    return data.x_train[torch.stack(picks)]
+
+
+def _update_net(net: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, steps: int, batch: int,
+                augment: DSA | None, g: torch.Generator) -> None:
+    """``steps`` SGD steps on random mini-batches of ``(x, y)`` (already normalised)."""
+    for _ in range(steps):
+        idx = torch.randperm(len(x), generator=g)[:batch].to(x.device)
+        xb = x[idx]
+        if augment is not None:
+            xb = augment(xb, generator=g)
+        loss = F.cross_entropy(net(xb), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, train_segment: int = -1,
+                    pools: list[Tensor] | None = None, out: str | os.PathLike | None = None,
+                    progress: bool = True, desc: str | None = None,
+                    callback: Callable[[dict], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> tuple[SyntheticSet, pd.DataFrame]:
+    """Learn segment ``train_segment`` of ``syn`` (the others stay frozen); return the new set and its history.
+
+    ``pools``: per-class indices of the real training images this segment may use (default:
+    all); both the real class batches and IDC's network updates draw from them. With ``out``
+    set, a checkpoint is written every ``cfg.checkpoint_every`` iterations and a rerun resumes.
+    ``callback(log)`` runs after every iteration; ``should_stop()`` returning True ends the
+    run cleanly after the current iteration, keeping what was learned.
+    """
+    device = data.device
+    k_seg = train_segment % len(syn.segments)
+    seg = syn.segment(k_seg)
+    pools = [p.to(device) for p in (pools if pools is not None else data.class_index)]
+    if len(pools) != data.num_classes or any(len(p) == 0 for p in pools):
+        raise ValueError("pools must hold a non-empty index tensor for every class.")
+    g = torch.Generator().manual_seed(cfg.seed)
+    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    z_all = ((syn.images.to(device) - mean) / std).detach()
+    z = z_all[seg].clone().requires_grad_(True)
+    opt = torch.optim.SGD([z], lr=cfg.lr_img, momentum=cfg.momentum_img)
+    rows = _class_rows(syn.labels.to(device), data.num_classes, syn.factor)  # (K, m) into the decoded set
+    y_syn_all = syn.labels.to(device).repeat_interleave(syn.factor ** 2)
+    augment = DSA.for_dataset(data.name) if cfg.augment else None
+    real_all = torch.cat(pools)
+    batch_real = min(cfg.batch_real, min(len(p) for p in pools))
+    history: list[dict] = []
+    start = 0
+
+    ckpt = Path(out) / "checkpoint.pt" if out is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        if state["config"] != asdict(cfg) or state["segment"] != k_seg or state["z"].shape != z.shape:
+            raise ValueError(f"{ckpt} belongs to a different run (config or segment differ); "
+                             "use another --out folder or delete the checkpoint.")
+        with torch.no_grad():
+            z.copy_(state["z"])
+        opt.load_state_dict(state["opt"])
+        g.set_state(state["generator"])
+        start, history = state["iteration"], state["history"]
+
+    def save_checkpoint(iteration: int) -> None:
+        if ckpt is None:
+            return
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"z": z.detach().cpu(), "opt": opt.state_dict(), "generator": g.get_state(),
+                    "iteration": iteration, "history": history, "config": asdict(cfg), "segment": k_seg}, tmp)
+        os.replace(tmp, ckpt)
+
+    bar = tqdm(total=cfg.iterations, initial=start, desc=desc or f"{cfg.method} ipc{cfg.ipc}",
+               disable=not progress, leave=False, unit="it")
+    batched = None
+    for it in range(start, cfg.iterations):
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed * 1_000_003 + k_seg * 10_007 + it)  # the fresh network of this iteration
+        net = get_network(cfg.arch, data.channels, data.num_classes, data.im_size, **cfg.net_kwargs()).to(device)
+        net.train()
+        for p in net.parameters():
+            p.requires_grad_(cfg.method != "dm")
+        batched = _use_batched(cfg, net, device) if batched is None else batched
+        net_opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_net, momentum=0.5)
+        losses = []
+        for step in range(cfg.match_steps):
+            z_full = torch.cat([z_all[:seg.start], z, z_all[seg.stop:]])
+            x_dec = decode(z_full, syn.factor)
+            cls_rows = rows
+            if cfg.batch_syn_max and rows.shape[1] > cfg.batch_syn_max:
+                keep = torch.randperm(rows.shape[1], generator=g)[:cfg.batch_syn_max].to(device)
+                cls_rows = rows[:, keep]
+            xs = x_dec[cls_rows]                                   # (K, m, C, H, W)
+            xr = data.normalize(_sample_real(data, pools, batch_real, g).flatten(0, 1)).view(
+                data.num_classes, batch_real, *xs.shape[2:])
+            if augment is not None:
+                pairs = [augment.siamese(xr[c], xs[c], generator=g) for c in range(data.num_classes)]
+                xr = torch.stack([p[0] for p in pairs])
+                xs = torch.stack([p[1] for p in pairs])
+            k = data.num_classes
+            if cfg.method == "dm":
+                loss = distribution_match_loss(net, xr, xs)
+            else:
+                yr = torch.arange(k, device=device).view(k, 1).expand(k, xr.shape[1])
+                ys = torch.arange(k, device=device).view(k, 1).expand(k, xs.shape[1])
+                loss = gradient_match_loss(net, xr, yr, xs, ys, cfg.metric, cfg.layers, batched)
+            if not torch.isfinite(loss):
+                bar.close()
+                where = f"; the last good checkpoint {ckpt} is kept" if ckpt is not None and ckpt.exists() else ""
+                raise DistillationDivergedError(
+                    f"The matching loss became {loss.item()} at iteration {it}, step {step}{where}. "
+                    f"Lower the image learning rate (lr_img={cfg.lr_img:g}) or check the data for NaN.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if cfg.net_steps and cfg.method != "dm" and step < cfg.match_steps - 1:
+                if cfg.net_source == "syn":
+                    with torch.no_grad():
+                        xn = decode(torch.cat([z_all[:seg.start], z.detach(), z_all[seg.stop:]]), syn.factor)
+                    _update_net(net, net_opt, xn, y_syn_all, cfg.net_steps, cfg.batch_net, augment, g)
+                else:
+                    sel = real_all[torch.randperm(len(real_all), generator=g)[:cfg.batch_net * cfg.net_steps]
+                                   .to(device)]
+                    _update_net(net, net_opt, data.normalize(data.x_train[sel]), data.y_train[sel],
+                                cfg.net_steps, cfg.batch_net, augment, g)
+        log = {"segment": k_seg, "iteration": it, "loss": sum(losses) / len(losses),
+               "seconds": time.perf_counter() - t0}
+        history.append(log)
+        bar.update(1)
+        bar.set_postfix(loss=f"{log['loss']:.4g}")
+        if callback is not None:
+            callback(log)
+        stop = should_stop is not None and should_stop()
+        if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations or stop:
+            save_checkpoint(it + 1)
+        if stop:
+            break
+    bar.close()
+    images = syn.images.detach().clone().to(device)
+    images[seg] = (z.detach() * std + mean)
+    result = SyntheticSet(images, syn.labels.to(device), syn.num_classes, syn.factor, list(syn.segments),
+                          dict(syn.meta))
+    return result, pd.DataFrame(history)
+
+
+def distill(data: Dataset, cfg: DistillConfig, *, out: str | os.PathLike | None = None,
+            progress: bool = True, features: Tensor | None = None,
+            callback: Callable[[dict], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> tuple[SyntheticSet, pd.DataFrame]:
+    """Distill ``cfg.ipc`` images per class of ``data`` with ``cfg.method``; save to ``out`` if given.
+
+    Writes ``synthetic.pt`` (+ PNG grid), ``history.csv`` and ``config.json`` in ``out``;
+    rerunning with the same ``out`` resumes from its checkpoint.
+    """
+    syn = new_synthetic_set(data, cfg.ipc, cfg.factor, cfg.init, cfg.seed, features,
+                            method=cfg.method, config=asdict(cfg))
+    syn, history = distill_segment(data, syn, cfg, out=out, progress=progress, callback=callback,
+                                   should_stop=should_stop)
+    if out is not None:
+        save_run(out, syn, history, cfg)
+    return syn, history
+
+
+def save_run(out: str | os.PathLike, syn: SyntheticSet, history: pd.DataFrame, cfg: DistillConfig) -> Path:
+    """Write a finished run: the set, its grid, the loss history and the config."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    syn.save(out / "synthetic.pt")
+    history.to_csv(out / "history.csv", index=False)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    return out / "synthetic.pt"
+
+
+def config_for(method: str, **overrides: object) -> DistillConfig:
+    """The reference-style defaults of ``method`` (DC/DSA/DM/IDC) with ``overrides`` applied."""
+    base = {
+        "dc": dict(metric="dc", augment=False, net_source="syn", lr_img=0.1, batch_real=256),
+        "dsa": dict(metric="dc", augment=True, net_source="syn", lr_img=0.1, batch_real=256),
+        "dm": dict(metric="dc", augment=True, lr_img=1.0, batch_real=256, match_steps=1, net_steps=0),
+        "idc": dict(metric="l1", factor=2, init="mix", augment=True, net_source="real", lr_img=1e-4,
+                    batch_real=64, batch_syn_max=128, match_steps=100, net_steps=1),
+    }
+    if method not in base:
+        raise ValueError(f"Unknown distillation method {method!r}; choose one of {', '.join(METHODS)}.")
+    return replace(DistillConfig(method=method, **base[method]), **overrides)
