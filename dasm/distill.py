@@ -75,7 +75,7 @@ class DistillConfig:
     augment: bool = True
     arch: str = "convnet"
     width: int = 128
-    depth: int = 3
+    depth: int | None = None
     norm: str = "instance"
     batched: bool | None = None
     checkpoint_every: int = 25

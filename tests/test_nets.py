@@ -70,7 +70,8 @@ def test_convnet_reference_shapes():
     assert net.features[0].padding == (3, 3)
     assert ConvNet(3, 10, 32).feature_dim == 2048
     assert ConvNet(3, 10, (32, 32)).feature_dim == 2048
-    assert ConvNet(1, 10, 8).feature_dim == 128  # 8 -> 4 -> 2 -> 1
+    assert ConvNet(1, 10, 8).feature_dim == 2048  # default depth 1 on 8x8 leaves a 4x4 map, as 3 does at 32
+    assert ConvNet(1, 10, 8, depth=3).feature_dim == 128  # 8 -> 4 -> 2 -> 1
 
     small = ConvNet(3, 10, 32, width=64, depth=2)
     convs = [m for m in small.modules() if isinstance(m, nn.Conv2d)]
@@ -177,3 +178,10 @@ def test_small_inputs_keep_reference_shapes_and_avoid_1x1_norm():
         for h in hooks:
             h.remove()
         assert seen and min(min(s) for s in seen) >= 2, name
+
+
+def test_default_depth_leaves_a_4x4_map():
+    from dasm.nets import default_depth
+
+    assert [default_depth(s) for s in (8, 28, 32, 64, 128)] == [1, 3, 3, 4, 5]
+    assert ConvNet(1, 10, 28).feature_dim == ConvNet(1, 10, 28, depth=3).feature_dim
