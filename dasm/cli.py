@@ -14,11 +14,15 @@ from pathlib import Path
 import pandas as pd
 
 from . import data as data_mod
-from .coreset import random_indices
+from .config import PRESETS, preset_config, preset_protocol
+from .coreset import CORESET_METHODS
 from .data import DatasetNotFoundError, load_dataset
 from .device import resolve_device
-from .evaluate import PROTOCOLS, REAL_RECIPES, Protocol, append_results, evaluate_set, summarize
+from .distill import METHODS, DistillationDivergedError
+from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set, summarize
 from .nets import list_networks
+from .runs import distill_run, evaluate_run, load_run_set
+from .synthetic import SyntheticSetError
 from .train import SCHEDULES, TrainingDivergedError
 
 
@@ -28,6 +32,10 @@ def _seeds(text: str) -> list[int]:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [s.strip().lower() for s in text.split(",") if s.strip()]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -80,30 +88,65 @@ def cmd_train_real(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(df: pd.DataFrame, title: str) -> None:
+    table = summarize(df)
+    table["test_acc"] = table["mean"].map("{:.1f}".format) + " ± " + table["std"].map("{:.1f}".format)
+    print(f"\n{title}")
+    print(table[["method", "ipc", "arch", "test_acc", "count", "protocol"]].to_string(index=False))
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """Distill (or select a coreset), save the set under --out, then evaluate it unless --no-eval."""
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, args.data_dir, device=device)
+    overrides = {k: v for k, v in (("iterations", args.iterations), ("lr_img", args.lr_img),
+                                   ("factor", args.factor), ("init", args.init), ("width", args.width))
+                 if v is not None}
+    out = Path(args.out)
+    syn = distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=args.seed,
+                      progress=not args.no_progress, **overrides)
+    print(f"saved {out / 'synthetic.pt'} ({len(syn.labels)} stored images, factor {syn.factor}) "
+          f"and {out / 'synthetic.png'}")
+    if not args.no_eval:
+        df = evaluate_run(out, data, preset=args.preset, seeds=args.eval_seeds, archs=args.archs,
+                          epochs=args.eval_epochs, progress=not args.no_progress)
+        _print_table(df, f"Test accuracy on {data.name} (%):")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a saved run folder or .pt file under the preset's protocol; append to its results.csv."""
+    device = resolve_device(args.device)
+    syn, folder = load_run_set(args.path, import_format=args.import_format, dataset=args.dataset,
+                               factor=args.factor)
+    data = load_dataset(syn.meta["dataset"], args.data_dir, device=device)
+    df = evaluate_run(args.path, data, preset=args.preset, seeds=args.seeds, archs=args.archs,
+                      epochs=args.epochs, progress=not args.no_progress, syn=syn)
+    _print_table(df, f"Test accuracy on {data.name} (%), appended to {folder / 'results.csv'}:")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded digits data: full-data and random-coreset accuracy side by side."""
+    """The main job on the embedded digits data: distilled sets against coresets and the full data."""
     device = resolve_device(args.device)
     data = load_dataset("digits", device=device)
     out = Path(args.out)
-    seeds = args.seeds
     progress = not args.no_progress
-    real = Protocol(recipe=replace(REAL_RECIPES["digits"], epochs=args.real_epochs))
     frames = [evaluate_set(data, data.x_train, data.y_train, method="full",
-                           ipc=round(len(data.y_train) / data.num_classes), protocol=real, seeds=seeds,
-                           progress=progress)]
-    proto = Protocol(recipe=replace(PROTOCOLS["dc"].recipe, epochs=args.epochs))
+                           ipc=round(len(data.y_train) / data.num_classes),
+                           protocol=Protocol(recipe=replace(REAL_RECIPES["digits"], epochs=args.real_epochs)),
+                           seeds=args.seeds, progress=progress)]
     for ipc in args.ipcs:
-        for seed in seeds:
-            idx = random_indices(data, ipc, seed)
-            frames.append(evaluate_set(data, data.x_train[idx], data.y_train[idx], method="random",
-                                       ipc=ipc, protocol=proto, seeds=[seed], progress=progress))
+        for method in args.methods:
+            run = out / f"{method}-ipc{ipc}"
+            overrides = {"iterations": args.iterations} if args.iterations and method in METHODS else {}
+            distill_run(data, method, ipc, run, preset="cpu", seed=0, progress=progress, **overrides)
+            frames.append(evaluate_run(run, data, preset="cpu", seeds=args.seeds, epochs=args.epochs,
+                                       progress=progress))
     df = pd.concat(frames, ignore_index=True)
     append_results(df, out / "results.csv")
-    table = summarize(df)
-    table["test_acc"] = table["mean"].map("{:.1f}".format) + " ± " + table["std"].map("{:.1f}".format)
-    print("\nTest accuracy on digits (%, mean ± std over seeds " + ",".join(map(str, seeds)) + "):")
-    print(table[["method", "ipc", "arch", "test_acc", "protocol"]].to_string(index=False))
-    print(f"\nresults: {out / 'results.csv'}")
+    _print_table(df, "Test accuracy on digits (%, mean ± std over seeds " + ",".join(map(str, args.seeds)) + "):")
+    print(f"\nresults: {out / 'results.csv'}; synthetic images: {out}/*/synthetic.png")
     return 0
 
 
@@ -125,11 +168,46 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_train_real)
 
-    p = sub.add_parser("demo", help="the main job on digits: full data vs random coresets")
-    p.add_argument("--out", default="data/runs/demo")
-    p.add_argument("--ipcs", type=_seeds, default=[1, 10, 50], help="IPCs of the coresets")
+    methods = ", ".join(CORESET_METHODS + METHODS)
+    p = sub.add_parser("distill", help="distill a synthetic set (or pick a coreset) and evaluate it")
+    p.add_argument("--method", required=True, help=f"one of {methods}")
+    p.add_argument("--dataset", required=True, help=f"one of {', '.join(data_mod.list_datasets())}")
+    p.add_argument("--ipc", type=int, required=True, help="images per class")
+    p.add_argument("--preset", choices=PRESETS, default="cpu", help="hyperparameter preset (default: cpu)")
+    p.add_argument("--out", required=True, help="run folder: synthetic.pt/.png, history.csv, results.csv; "
+                   "rerunning resumes from its checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=int, help="override the preset's outer iterations")
+    p.add_argument("--lr-img", type=float, help="override the preset's image learning rate")
+    p.add_argument("--factor", type=int, help="override the multi-formation factor")
+    p.add_argument("--init", help="override the init: noise, real, mix, modes")
+    p.add_argument("--width", type=int, help="override the matching ConvNet's width")
+    p.add_argument("--no-eval", action="store_true", help="only distill; run `dasm evaluate OUT` later")
+    p.add_argument("--eval-seeds", type=_seeds, default=[0, 1, 2])
+    p.add_argument("--eval-epochs", type=int, help="override the protocol's training epochs")
+    p.add_argument("--archs", type=_names, default=None, help="comma-separated evaluation nets (default: convnet)")
+    _common(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved synthetic set (run folder or .pt)")
+    p.add_argument("path", help="run folder holding synthetic.pt, a .pt file, or a published set")
+    p.add_argument("--preset", choices=PRESETS, default="cpu", help="protocol preset (default: cpu)")
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=300, help="evaluation epochs on each coreset")
+    p.add_argument("--epochs", type=int, help="override the protocol's training epochs")
+    p.add_argument("--archs", type=_names, default=None, help="comma-separated evaluation nets (default: convnet)")
+    p.add_argument("--import-format", choices=("dc", "mtt", "idc"), help="the file is a published set in this format")
+    p.add_argument("--dataset", help="dataset of a published set (with --import-format)")
+    p.add_argument("--factor", type=int, default=1, help="multi-formation factor of a published IDC set")
+    _common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="the main job on digits: distilled sets vs coresets vs full data")
+    p.add_argument("--out", default="data/runs/demo")
+    p.add_argument("--ipcs", type=_seeds, default=[10], help="IPCs to distill (default: 10)")
+    p.add_argument("--methods", type=_names, default=["random", "herding", "idc"])
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="evaluation seeds")
+    p.add_argument("--iterations", type=int, help="override the cpu preset's distillation iterations")
+    p.add_argument("--epochs", type=int, help="override the evaluation epochs (cpu preset: 300)")
     p.add_argument("--real-epochs", type=int, default=REAL_RECIPES["digits"].epochs,
                    help="epochs of the full-data reference training")
     _common(p)
@@ -142,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, DatasetNotFoundError, TrainingDivergedError) as err:
+    except (ValueError, DatasetNotFoundError, TrainingDivergedError, DistillationDivergedError,
+            SyntheticSetError) as err:
         print(f"dasm: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,138 @@
+"""Run folders: distill (or select a coreset) into a folder, evaluate from it, resume either.
+
+A run folder holds ``synthetic.pt`` (+ ``synthetic.png``), ``config.json``, ``history.csv``
+(the matching loss per iteration), ``checkpoint.pt`` while a distillation is under way, and
+``results.csv``: the tidy table every evaluation appends to. The CLI, the notebooks and the
+widgets all go through these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from .config import preset_config, preset_protocol
+from .coreset import CORESET_METHODS, select_coreset
+from .data import Dataset
+from .distill import METHODS, distill
+from .evaluate import append_results, evaluate_set
+from .published import import_published
+from .synthetic import SyntheticSet, SyntheticSetError, check_matches
+
+ALL_METHODS = CORESET_METHODS + METHODS
+
+
+def _timing_row(data: Dataset, method: str, ipc: int, seed: int, seconds: float, preset: str) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": data.name, "method": method, "ipc": ipc, "seed": seed, "arch": "-",
+                          "metric": "seconds", "value": seconds, "protocol": "distill", "device": data.device.type,
+                          "preset": preset}])
+
+
+def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *, preset: str = "cpu",
+                seed: int = 0, progress: bool = True, callback: Callable[[dict], None] | None = None,
+                should_stop: Callable[[], bool] | None = None, **overrides: object) -> SyntheticSet:
+    """Make the ``ipc``-per-class set of ``method`` in ``out`` and return it.
+
+    A finished run with the same settings is loaded instead of recomputed; an interrupted one
+    resumes from its checkpoint. The distillation's wall time is appended to ``results.csv``.
+    """
+    method = method.lower()
+    if method not in ALL_METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(ALL_METHODS)}.")
+    out = Path(out)
+    done = out / "synthetic.pt"
+    if method in CORESET_METHODS:
+        settings = {"method": method, "ipc": ipc, "seed": seed}
+    else:
+        cfg = preset_config(preset, data.name, method, ipc, seed=seed, **overrides)
+        settings = json.loads(json.dumps(cfg.__dict__))
+    if done.exists() and (out / "config.json").exists():
+        if json.loads((out / "config.json").read_text()) == settings:
+            return SyntheticSet.load(done, device=data.device)
+        raise ValueError(f"{out} already holds a different run; choose another --out or delete it.")
+    t0 = time.perf_counter()
+    if method in CORESET_METHODS:
+        idx = select_coreset(data, method, ipc, seed=seed)
+        syn = SyntheticSet(data.x_train[idx].clone(), data.y_train[idx].clone(), data.num_classes,
+                           meta={"dataset": data.name, "method": method, "ipc": ipc, "seed": seed,
+                                 "mean": data.mean, "std": data.std, "indices": idx.cpu()})
+        syn.save(done)
+        (out / "config.json").write_text(json.dumps(settings, indent=2))
+    else:
+        syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop)
+        syn.meta["preset"] = preset
+        syn.save(done)
+    append_results(_timing_row(data, method, ipc, seed, time.perf_counter() - t0, preset), out / "results.csv")
+    return syn
+
+
+def load_run_set(path: str | os.PathLike, *, import_format: str | None = None, dataset: str | None = None,
+                 factor: int = 1) -> tuple[SyntheticSet, Path]:
+    """The synthetic set of a run folder or ``.pt`` file (or a published set), and the folder for its results."""
+    path = Path(path)
+    if import_format is not None:
+        if dataset is None:
+            raise ValueError("a published set needs --dataset (its images are normalised with that dataset's stats).")
+        return import_published(path, dataset, import_format, factor=factor), path.parent
+    file = path / "synthetic.pt" if path.is_dir() else path
+    if path.is_dir() and not file.exists():
+        raise SyntheticSetError(f"{path} holds no synthetic.pt: distill into it first "
+                                "(`dasm distill ... --out {path}`) or give a .pt file.")
+    syn = SyntheticSet.load(file)
+    if "dataset" not in syn.meta:
+        raise SyntheticSetError(f"{file} does not say which dataset it was distilled from (meta['dataset']).")
+    return syn, file.parent
+
+
+def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu", seeds: list[int] = (0, 1, 2),
+                 archs: list[str] | None = None, epochs: int | None = None, progress: bool = True,
+                 syn: SyntheticSet | None = None) -> pd.DataFrame:
+    """Evaluate the set of a run under ``preset``'s protocol, append to its ``results.csv``, return the new rows.
+
+    (seed, arch, protocol) combinations already in the table are not trained again.
+    """
+    if syn is None:
+        syn, folder = load_run_set(path)
+    else:
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    check_matches(syn, data)
+    method = str(syn.meta.get("method", "unknown"))
+    overrides = {"epochs": epochs} if epochs else {}
+    protocol = preset_protocol(preset, data.name, method, **overrides)
+    table_path = folder / "results.csv"
+    done = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(columns=["seed", "arch", "protocol"])
+    x, y = syn.decoded()
+    frames = []
+    for arch in archs or [protocol.arch]:
+        proto = protocol.with_arch(arch)
+        have = set(done[(done["protocol"] == proto.id)]["seed"].astype(int)) if len(done) else set()
+        todo = [s for s in seeds if s not in have]
+        if not todo:
+            continue
+        df = evaluate_set(data, x.to(data.device), y.to(data.device), method=method, ipc=syn.ipc,
+                          protocol=proto, seeds=todo, progress=progress,
+                          checkpoint_dir=folder / "eval-checkpoints", preset=preset, factor=syn.factor,
+                          segments=len(syn.segments))
+        append_results(df, table_path)
+        frames.append(df)
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    sel = done[done["protocol"].isin([protocol.with_arch(a).id for a in archs or [protocol.arch]])]
+    return sel[sel["seed"].isin(list(seeds))].reset_index(drop=True)
+
+
+def read_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """All ``results.csv`` tables under ``paths`` (folders searched recursively) as one table."""
+    frames = []
+    for p in map(Path, paths):
+        files = [p] if p.is_file() else sorted(p.rglob("results.csv"))
+        frames += [pd.read_csv(f).assign(run=str(f.parent)) for f in files]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+__all__ = ["ALL_METHODS", "distill_run", "evaluate_run", "load_run_set", "read_results"]
