@@ -1,0 +1,348 @@
+"""DASM: Difficulty-Aligned Sequential Matching.
+
+The synthetic set is distilled in K segments. For segment k:
+
+1. a probe network M_{k-1} is trained on the segments already distilled (S_1 .. S_{k-1}) with
+   the evaluation recipe (for k = 1 there is none: ``first_probe="none"`` uses all real data,
+   ``"real"`` trains a probe briefly on real data);
+2. every real training sample is scored by M_{k-1} (``score``: loss, EL2N, margin, GraNd,
+   forgetting, or learnability against a reference network trained on all real data);
+3. per class, a pool R_k of real samples is selected whose difficulty fits segment k
+   (``policy``): a quantile window of width ``window`` that slides from the easiest samples
+   (k = 1) to the hardest (k = K); a threshold that drops the easiest samples, more as k grows;
+   or difficulty-weighted sampling centred where the window would be;
+4. S_k is distilled against R_k only (real class batches and the IDC network updates both
+   draw from it) while S_1 .. S_{k-1} stay frozen on the synthetic side of every match.
+
+Ablations through the same code: ``segments=1`` is the plain base distiller (identical under
+the same seed); ``policy="none"`` is sequential distillation without difficulty (every
+R_k = R); :func:`static_prune` drops the easiest samples by a reference network's score and
+distills once. Every segment logs what it chose (``segments.csv`` and the set's metadata).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .data import Dataset
+from .difficulty import SCORES, forgetting_scores, reference_network, score_samples
+from .distill import DistillConfig, distill_segment, save_run
+from .evaluate import make_augment
+from .nets import get_network
+from .synthetic import SyntheticSet, initial_images, new_synthetic_set
+from .train import Recipe, accuracy, train_model
+
+POLICIES = ("window", "threshold", "weighted", "none")
+FIRST_PROBES = ("none", "real")
+
+
+@dataclass(frozen=True)
+class DasmConfig:
+    """DASM's choices on top of a base :class:`DistillConfig` (whose ``ipc`` is the TOTAL per class).
+
+    Defaults: 5 segments of equal size, loss under the probe, a sliding window holding half of
+    each class, probes trained for 300 epochs, and the base distiller's iteration budget split
+    evenly over the segments (so DASM does as many matching steps as the plain distiller).
+    """
+
+    base: DistillConfig
+    segments: int = 5
+    sizes: tuple[int, ...] | None = None
+    score: str = "loss"
+    policy: str = "window"
+    window: float = 0.5
+    first_probe: str = "none"
+    probe_epochs: int = 300
+    real_probe_epochs: int = 2
+    reference_epochs: int = 20
+    iterations_per_segment: int | None = None
+    probe_recipe: Recipe = field(default_factory=lambda: Recipe(epochs=300))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
+            raise ValueError(f"segments must be a positive integer, got {self.segments!r}.")
+        if self.score not in SCORES:
+            raise ValueError(f"Unknown score {self.score!r}; choose one of {', '.join(SCORES)}.")
+        if self.policy not in POLICIES:
+            raise ValueError(f"Unknown policy {self.policy!r}; choose one of {', '.join(POLICIES)}.")
+        if self.first_probe not in FIRST_PROBES:
+            raise ValueError(f"first_probe must be one of {', '.join(FIRST_PROBES)}, got {self.first_probe!r}.")
+        if not 0.0 < self.window <= 1.0:
+            raise ValueError(f"window must be a fraction in (0, 1], got {self.window!r}.")
+        sizes = self.segment_sizes()
+        if len(sizes) != self.segments or sum(sizes) != self.base.ipc or min(sizes) < 1:
+            raise ValueError(f"segment sizes {sizes} must be {self.segments} positive numbers adding up to "
+                             f"IPC {self.base.ipc}.")
+
+    def segment_sizes(self) -> tuple[int, ...]:
+        """Images per class of each segment (default: as equal as possible, larger ones first)."""
+        if self.sizes is not None:
+            return tuple(self.sizes)
+        q, r = divmod(self.base.ipc, self.segments)
+        return tuple(q + (1 if k < r else 0) for k in range(self.segments))
+
+    def segment_iterations(self) -> int:
+        """Outer iterations of each segment."""
+        if self.iterations_per_segment is not None:
+            return self.iterations_per_segment
+        return max(1, self.base.iterations // self.segments)
+
+
+# ---------------------------------------------------------------------------------------
+# Selecting R_k
+# ---------------------------------------------------------------------------------------
+
+def window_bounds(k: int, segments: int, window: float) -> tuple[float, float]:
+    """Quantile window [lo, hi] of segment ``k`` (0-based): [0, w] for the first, [1 - w, 1] for the last."""
+    if segments == 1:
+        return 0.0, 1.0
+    lo = (1.0 - window) * k / (segments - 1)
+    return lo, lo + window
+
+
+def select_pools(scores: Tensor, class_index: list[Tensor], k: int, segments: int, policy: str = "window",
+                 window: float = 0.5, generator: torch.Generator | None = None,
+                 min_per_class: int = 1) -> list[Tensor]:
+    """Per-class real-sample pools for segment ``k`` (0-based) chosen by difficulty ``scores`` (higher = harder).
+
+    Ranks are taken within each class, so every class contributes; a pool never has fewer
+    than ``min_per_class`` samples (or the whole class, if smaller).
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"Unknown policy {policy!r}; choose one of {', '.join(POLICIES)}.")
+    lo, hi = window_bounds(k, segments, window)
+    pools = []
+    for ix in class_index:
+        n = len(ix)
+        if policy == "none" or n == 0:
+            pools.append(ix)
+            continue
+        order = torch.argsort(scores[ix].float(), stable=True)        # easy -> hard
+        keep_n = max(min(min_per_class, n), 1)
+        if policy == "window":
+            a = min(int(round(lo * n)), n - 1)
+            b = max(int(round(hi * n)), a + keep_n)
+            a = max(0, min(a, b - keep_n))
+            chosen = order[a:min(b, n)]
+        elif policy == "threshold":                                    # drop the easiest lo of the class
+            a = min(int(round(lo * n)), n - keep_n)
+            chosen = order[a:]
+        else:                                                          # weighted, centred on the window
+            m = max(keep_n, int(round(window * n)))
+            rank = torch.empty(n, device=ix.device)
+            rank[order] = torch.arange(n, device=ix.device, dtype=torch.float32) / max(n - 1, 1)
+            centre, width = (lo + hi) / 2, max(window / 2, 1e-3)
+            w = torch.exp(-0.5 * ((rank - centre) / width) ** 2)
+            chosen = torch.multinomial(w.cpu(), m, replacement=False, generator=generator).to(ix.device)
+        pools.append(torch.sort(ix[chosen]).values)
+    return pools
+
+
+def _pool_log(scores: Tensor | None, pools: list[Tensor], k: int, cfg: DasmConfig) -> dict:
+    counts = [len(p) for p in pools]
+    log = {"segment": k, "pool_size": sum(counts), "pool_min_class": min(counts), "pool_max_class": max(counts),
+           "class_counts": json.dumps(counts)}
+    lo, hi = window_bounds(k, cfg.segments, cfg.window)
+    log.update(quantile_lo=lo, quantile_hi=hi)
+    if scores is not None:
+        chosen = torch.cat(pools)
+        log.update(score_min=float(scores[chosen].min()), score_max=float(scores[chosen].max()),
+                   score_mean=float(scores[chosen].mean()), score_mean_all=float(scores.mean()))
+    return log
+
+
+# ---------------------------------------------------------------------------------------
+# The driver
+# ---------------------------------------------------------------------------------------
+
+def train_probe(data: Dataset, syn: SyntheticSet, recipe: Recipe, arch: str = "convnet", seed: int = 0,
+                progress: bool = False, **net_kwargs: object) -> torch.nn.Module:
+    """M_{k-1}: a fresh network trained on the decoded segments of ``syn`` with the evaluation recipe."""
+    torch.manual_seed(seed)
+    net = get_network(arch, data.channels, data.num_classes, data.im_size, **net_kwargs).to(data.device)
+    x, y = syn.decoded()
+    train_model(net, x.to(data.device), y.to(data.device), recipe, normalize=data.normalize,
+                augment=make_augment(data, recipe), generator=torch.Generator().manual_seed(seed),
+                progress=progress, desc="probe")
+    return net.eval()
+
+
+def _pool_dataset(data: Dataset, pools: list[Tensor]) -> Dataset:
+    """``data`` seen through ``pools`` (for initialising a segment from its own real pool)."""
+    return replace(data, class_index=pools)
+
+
+def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
+                 callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                 on_segment: Callable[[dict, SyntheticSet], None] | None = None
+                 ) -> tuple[SyntheticSet, pd.DataFrame, pd.DataFrame]:
+    """Distill ``cfg.base.ipc`` images per class in ``cfg.segments`` difficulty-aligned segments.
+
+    Returns the set, the matching-loss history of all segments and the per-segment log. With
+    ``out``, every finished segment is saved (``segment<k>/``) and a rerun resumes after the
+    last one. ``on_segment(log, syn)`` runs when a segment finishes (widgets use it).
+    """
+    base = cfg.base
+    out = Path(out) if out is not None else None
+    sizes = cfg.segment_sizes()
+    seg_cfg_iters = cfg.segment_iterations()
+    reference = None
+    syn: SyntheticSet | None = None
+    histories, logs = [], []
+    for k, n_k in enumerate(sizes):
+        seg_dir = out / f"segment{k}" if out is not None else None
+        if seg_dir is not None and (seg_dir / "done.json").exists():
+            syn = SyntheticSet.load(seg_dir / "synthetic.pt", device=data.device)
+            histories.append(pd.read_csv(seg_dir / "history.csv"))
+            logs.append(json.loads((seg_dir / "done.json").read_text()))
+            continue
+        t0 = time.perf_counter()
+        log: dict = {"segment": k, "ipc": n_k}
+        # 1-2. probe and scores
+        scores = None
+        if k == 0 and cfg.first_probe == "none" or cfg.policy == "none":
+            probe = None
+        elif k == 0:  # no synthetic data yet: a probe trained briefly on the real data
+            torch.manual_seed(base.seed)
+            probe = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
+            train_model(probe, data.x_train, data.y_train, Recipe(epochs=cfg.real_probe_epochs, augment="none"),
+                        normalize=data.normalize, progress=progress, desc="real probe")
+            probe.eval()
+        else:
+            probe = train_probe(data, syn, replace(cfg.probe_recipe, epochs=cfg.probe_epochs), seed=base.seed + k,
+                                progress=progress)
+        t_probe = time.perf_counter() - t0
+        if probe is not None:
+            log["probe_real_acc"] = accuracy(probe, data.x_train, data.y_train, data.normalize)
+            if data.x_val is not None:
+                log["probe_val_acc"] = accuracy(probe, data.x_val, data.y_val, data.normalize)
+            if cfg.score == "forgetting" and syn is not None:
+                scores = _real_forgetting(data, syn, cfg, base.seed + k)
+            elif cfg.score == "forgetting":
+                scores = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize,
+                                           epochs=cfg.real_probe_epochs, seed=base.seed)[0]
+            else:
+                if cfg.score == "learnability" and reference is None:
+                    reference = reference_network(data, epochs=cfg.reference_epochs, seed=base.seed)
+                scores = score_samples(cfg.score, probe, data.x_train, data.y_train, data.normalize,
+                                       reference=reference)
+        # 3. pools
+        g = torch.Generator().manual_seed(base.seed * 7919 + k)
+        if scores is None:
+            pools = list(data.class_index)
+        else:
+            pools = select_pools(scores, data.class_index, k, cfg.segments, cfg.policy, cfg.window, g,
+                                 min_per_class=max(n_k * base.factor ** 2, 1))
+        log.update(_pool_log(scores, pools, k, cfg))
+        log["probe_seconds"] = t_probe
+        # 4. distill S_k against R_k
+        seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k)
+        pool_data = _pool_dataset(data, pools)
+        if k == 0:
+            syn = new_synthetic_set(pool_data, n_k, base.factor, base.init, seg_cfg.seed,
+                                    method="dasm", config=asdict(base))
+        else:
+            x0, y0 = initial_images(pool_data, n_k, base.factor, base.init, seg_cfg.seed)
+            syn = syn.add_segment(x0, y0)
+        t1 = time.perf_counter()
+        syn, hist = distill_segment(data, syn, seg_cfg, train_segment=k, pools=pools, out=seg_dir,
+                                    progress=progress, desc=f"dasm segment {k + 1}/{cfg.segments}",
+                                    callback=callback, should_stop=should_stop)
+        log.update(distill_seconds=time.perf_counter() - t1, final_loss=float(hist.loss.iloc[-1]),
+                   seconds=time.perf_counter() - t0)
+        histories.append(hist)
+        logs.append(log)
+        syn.meta.update(method=_method_name(cfg), dasm=_jsonable(cfg), segment_logs=logs, ipc=sum(sizes[:k + 1]))
+        stopped = should_stop is not None and should_stop()
+        if seg_dir is not None and not stopped:
+            save_run(seg_dir, syn, hist, seg_cfg)
+            torch.save({"pools": [p.cpu() for p in pools], "scores": None if scores is None else scores.cpu()},
+                       seg_dir / "selection.pt")
+            (seg_dir / "done.json").write_text(json.dumps(log, indent=2))
+        if on_segment is not None:
+            on_segment(log, syn)
+        if stopped:
+            break
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    seg_table = pd.DataFrame(logs)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        syn.save(out / "synthetic.pt")
+        history.to_csv(out / "history.csv", index=False)
+        seg_table.to_csv(out / "segments.csv", index=False)
+        (out / "config.json").write_text(json.dumps(_jsonable(cfg), indent=2))
+    return syn, history, seg_table
+
+
+def _real_forgetting(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, seed: int, checkpoints: int = 10) -> Tensor:
+    """Forgetting of the REAL samples while a probe trains on ``syn``: correctness checked ``checkpoints`` times."""
+    from .difficulty import ForgettingTracker
+
+    tracker = ForgettingTracker(len(data.y_train), device=data.device)
+    recipe = replace(cfg.probe_recipe, epochs=cfg.probe_epochs)
+    every = max(1, recipe.epochs // checkpoints)
+    torch.manual_seed(seed)
+    net = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
+    all_ix = torch.arange(len(data.y_train), device=data.device)
+
+    def check(log: dict) -> None:
+        if (log["epoch"] + 1) % every == 0:
+            from .train import predict
+
+            pred = predict(net, data.x_train, data.normalize).argmax(1)
+            tracker.update(all_ix, pred == data.y_train)
+
+    x, y = syn.decoded()
+    train_model(net, x, y, recipe, normalize=data.normalize, augment=make_augment(data, recipe),
+                generator=torch.Generator().manual_seed(seed), progress=False, callback=check)
+    return tracker.scores()
+
+
+def _method_name(cfg: DasmConfig) -> str:
+    if cfg.policy == "none" and cfg.segments > 1:
+        return "dasm-nodifficulty"
+    return "dasm"
+
+
+def _jsonable(cfg: DasmConfig) -> dict:
+    d = asdict(cfg)
+    return json.loads(json.dumps(d, default=str))
+
+
+def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score: str = "loss",
+                 reference_epochs: int = 20, out: str | os.PathLike | None = None, progress: bool = True
+                 ) -> tuple[SyntheticSet, pd.DataFrame, list[Tensor]]:
+    """The static-pruning ablation: drop the easiest ``drop`` of each class by a full-data network's score, distill once.
+
+    ``score``: ``loss`` (under the reference network) or ``forgetting`` (while training it).
+    Returns the set, its history and the kept pools.
+    """
+    if not 0.0 <= drop < 1.0:
+        raise ValueError(f"drop must be a fraction in [0, 1), got {drop!r}.")
+    if score == "forgetting":
+        scores, _ = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize,
+                                      epochs=reference_epochs, seed=base.seed, progress=progress)
+    else:
+        ref = reference_network(data, epochs=reference_epochs, seed=base.seed, progress=progress)
+        scores = score_samples(score, ref, data.x_train, data.y_train, data.normalize)
+    pools = []
+    for ix in data.class_index:
+        order = torch.argsort(scores[ix].float(), stable=True)
+        cut = min(int(round(drop * len(ix))), len(ix) - base.ipc * base.factor ** 2)
+        pools.append(torch.sort(ix[order[max(cut, 0):]]).values)
+    pool_data = _pool_dataset(data, pools)
+    syn = new_synthetic_set(pool_data, base.ipc, base.factor, base.init, base.seed, method="static-prune",
+                            config=asdict(base), prune={"drop": drop, "score": score})
+    syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress)
+    if out is not None:
+        save_run(out, syn, hist, base)
+    return syn, hist, pools
