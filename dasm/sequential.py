@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -65,7 +65,6 @@ class DasmConfig:
     real_probe_epochs: int = 2
     reference_epochs: int = 20
     iterations_per_segment: int | None = None
-    probe_recipe: Recipe = field(default_factory=lambda: Recipe(epochs=300))
 
     def __post_init__(self) -> None:
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
@@ -129,10 +128,10 @@ def select_pools(scores: Tensor, class_index: list[Tensor], k: int, segments: in
         order = torch.argsort(scores[ix].float(), stable=True)        # easy -> hard
         keep_n = max(min(min_per_class, n), 1)
         if policy == "window":
-            a = min(int(round(lo * n)), n - 1)
-            b = max(int(round(hi * n)), a + keep_n)
+            a = int(round(lo * n))
+            b = min(max(int(round(hi * n)), a + keep_n), n)
             a = max(0, min(a, b - keep_n))
-            chosen = order[a:min(b, n)]
+            chosen = order[a:b]
         elif policy == "threshold":                                    # drop the easiest lo of the class
             a = min(int(round(lo * n)), n - keep_n)
             chosen = order[a:]
@@ -141,7 +140,7 @@ def select_pools(scores: Tensor, class_index: list[Tensor], k: int, segments: in
             rank = torch.empty(n, device=ix.device)
             rank[order] = torch.arange(n, device=ix.device, dtype=torch.float32) / max(n - 1, 1)
             centre, width = (lo + hi) / 2, max(window / 2, 1e-3)
-            w = torch.exp(-0.5 * ((rank - centre) / width) ** 2)
+            w = torch.softmax(-0.5 * ((rank - centre) / width) ** 2, 0) + 1e-12  # never all zero
             chosen = torch.multinomial(w.cpu(), m, replacement=False, generator=generator).to(ix.device)
         pools.append(torch.sort(ix[chosen]).values)
     return pools
@@ -218,7 +217,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                         normalize=data.normalize, progress=progress, desc="real probe")
             probe.eval()
         else:
-            probe = train_probe(data, syn, replace(cfg.probe_recipe, epochs=cfg.probe_epochs), seed=base.seed + k,
+            probe = train_probe(data, syn, Recipe(epochs=cfg.probe_epochs), seed=base.seed + k,
                                 progress=progress)
         t_probe = time.perf_counter() - t0
         if probe is not None:
@@ -288,7 +287,7 @@ def _real_forgetting(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, seed: in
     from .difficulty import ForgettingTracker
 
     tracker = ForgettingTracker(len(data.y_train), device=data.device)
-    recipe = replace(cfg.probe_recipe, epochs=cfg.probe_epochs)
+    recipe = Recipe(epochs=cfg.probe_epochs)
     every = max(1, recipe.epochs // checkpoints)
     torch.manual_seed(seed)
     net = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)

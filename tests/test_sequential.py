@@ -1,0 +1,124 @@
+"""dasm.sequential: pool selection policies, frozen segments, K = 1 equals the base distiller, logs, resume."""
+
+import json
+
+import pytest
+import torch
+
+from dasm.distill import config_for, distill
+from dasm.sequential import DasmConfig, dasm_distill, select_pools, static_prune, window_bounds
+
+FAST = dict(width=16, iterations=4, match_steps=3, net_steps=1, batch_real=16, checkpoint_every=1)
+
+
+def _toy_classes():
+    # two classes of 10 samples; the score of sample i is its position in the class (0 = easiest)
+    ix = [torch.arange(0, 10), torch.arange(10, 20)]
+    scores = torch.cat([torch.arange(10.0), torch.arange(10.0).flip(0)])  # class 1 is stored hard -> easy
+    return ix, scores
+
+
+def test_window_slides_from_easy_to_hard():
+    assert window_bounds(0, 5, 0.4) == (0.0, 0.4)
+    assert window_bounds(4, 5, 0.4) == pytest.approx((0.6, 1.0))
+    assert window_bounds(0, 1, 0.4) == (0.0, 1.0)
+    ix, scores = _toy_classes()
+    first = select_pools(scores, ix, 0, 3, "window", 0.4)
+    last = select_pools(scores, ix, 2, 3, "window", 0.4)
+    assert first[0].tolist() == [0, 1, 2, 3] and last[0].tolist() == [6, 7, 8, 9]
+    assert first[1].tolist() == [16, 17, 18, 19] and last[1].tolist() == [10, 11, 12, 13]  # per-class ranks
+    middle = select_pools(scores, ix, 1, 3, "window", 0.4)
+    assert middle[0].tolist() == [3, 4, 5, 6]
+
+
+def test_threshold_drops_the_easiest_more_as_k_grows():
+    ix, scores = _toy_classes()
+    sizes = [len(select_pools(scores, ix, k, 3, "threshold", 0.4)[0]) for k in range(3)]
+    assert sizes == [10, 7, 4]
+    assert select_pools(scores, ix, 2, 3, "threshold", 0.4)[0].tolist() == [6, 7, 8, 9]
+
+
+def test_weighted_sampling_centres_on_the_window():
+    ix = [torch.arange(0, 1000)]
+    scores = torch.arange(1000.0)
+    g = torch.Generator().manual_seed(0)
+    early = select_pools(scores, ix, 0, 5, "weighted", 0.2, generator=g)[0].float().mean()
+    late = select_pools(scores, ix, 4, 5, "weighted", 0.2, generator=g)[0].float().mean()
+    assert early < 250 and late > 750
+
+
+@pytest.mark.parametrize("policy", ["window", "threshold", "weighted", "none"])
+def test_no_policy_ever_empties_a_class(policy):
+    ix = [torch.arange(0, 1), torch.arange(1, 3), torch.arange(3, 103)]
+    scores = torch.rand(103)
+    for k in range(4):
+        pools = select_pools(scores, ix, k, 4, policy, 0.05, generator=torch.Generator().manual_seed(k),
+                             min_per_class=2)
+        assert [len(p) >= min(2, len(c)) for p, c in zip(pools, ix)] == [True] * 3
+        for p, c in zip(pools, ix):
+            assert set(p.tolist()) <= set(c.tolist())
+    with pytest.raises(ValueError, match="choose one of window"):
+        select_pools(scores, ix, 0, 2, "random")
+
+
+def test_single_segment_reproduces_the_plain_distiller(digits):
+    base = config_for("dsa", ipc=2, **FAST)
+    plain, plain_hist = distill(digits, base, progress=False)
+    dasm, hist, segs = dasm_distill(digits, DasmConfig(base, segments=1), progress=False)
+    assert torch.equal(plain.images, dasm.images)
+    assert hist.loss.tolist() == pytest.approx(plain_hist.loss.tolist())
+    assert len(segs) == 1 and segs.pool_size[0] == len(digits.y_train)
+
+
+def test_segments_freeze_log_and_resume(digits, tmp_path):
+    base = config_for("dsa", ipc=3, **FAST)
+    cfg = DasmConfig(base, segments=3, probe_epochs=5, window=0.5, iterations_per_segment=2)
+    snapshots = []
+    syn, hist, segs = dasm_distill(digits, cfg, out=tmp_path, progress=False,
+                                   on_segment=lambda log, s: snapshots.append(s.images.detach().clone()))
+    assert syn.segments == [(0, 10), (10, 20), (20, 30)] and syn.segment_ipcs() == [1, 1, 1]
+    # earlier segments never change once distilled
+    assert torch.equal(snapshots[0][:10], syn.images[:10]) and torch.equal(snapshots[1][:20], syn.images[:20])
+    assert list(segs.segment) == [0, 1, 2] and segs.probe_real_acc.iloc[1:].notna().all()
+    assert (segs.pool_min_class >= 1).all() and segs.pool_size.iloc[1] < len(digits.y_train)
+    assert segs.quantile_lo.tolist() == pytest.approx([0.0, 0.25, 0.5])
+    assert set(hist.segment) == {0, 1, 2} and len(hist) == 6
+    assert json.loads(segs.class_counts.iloc[1]) and (tmp_path / "segments.csv").exists()
+    assert syn.meta["method"] == "dasm" and len(syn.meta["segment_logs"]) == 3
+    assert torch.load(tmp_path / "segment1" / "selection.pt", weights_only=False)["scores"].shape == (1437,)
+    again, _, segs2 = dasm_distill(digits, cfg, out=tmp_path, progress=False)  # every segment done: loads
+    assert torch.equal(again.images, syn.images) and len(segs2) == 3
+
+
+def test_pools_come_from_the_difficulty_window(digits):
+    base = config_for("dsa", ipc=2, **FAST)
+    cfg = DasmConfig(base, segments=2, probe_epochs=5, window=0.3, iterations_per_segment=1)
+    _, _, segs = dasm_distill(digits, cfg, progress=False)
+    # the last segment draws from the hardest 30% of each class under the probe
+    assert segs.score_mean.iloc[1] > segs.score_mean_all.iloc[1]
+    assert segs.pool_size.iloc[1] == pytest.approx(0.3 * len(digits.y_train), rel=0.05)
+
+
+def test_nodifficulty_ablation_uses_all_data(digits):
+    base = config_for("dsa", ipc=2, **FAST)
+    syn, _, segs = dasm_distill(digits, DasmConfig(base, segments=2, policy="none", iterations_per_segment=1),
+                                progress=False)
+    assert (segs.pool_size == len(digits.y_train)).all() and syn.meta["method"] == "dasm-nodifficulty"
+
+
+def test_static_prune_drops_the_easiest(digits):
+    base = config_for("dsa", ipc=1, **FAST)
+    syn, _, pools = static_prune(digits, base, drop=0.25, reference_epochs=2, progress=False)
+    assert sum(len(p) for p in pools) == pytest.approx(0.75 * len(digits.y_train), rel=0.02)
+    assert syn.meta["method"] == "static-prune"
+
+
+def test_config_errors():
+    base = config_for("dsa", ipc=10)
+    with pytest.raises(ValueError, match="adding up to IPC 10"):
+        DasmConfig(base, segments=3, sizes=(3, 3, 3))
+    with pytest.raises(ValueError, match="segment sizes"):
+        DasmConfig(base, segments=20)
+    with pytest.raises(ValueError, match="Unknown score"):
+        DasmConfig(base, score="entropy")
+    assert DasmConfig(base, segments=3).segment_sizes() == (4, 3, 3)
