@@ -18,10 +18,12 @@ from .config import PRESETS, preset_config, preset_protocol
 from .coreset import CORESET_METHODS
 from .data import DatasetNotFoundError, load_dataset
 from .device import resolve_device
+from .difficulty import SCORES
 from .distill import METHODS, DistillationDivergedError
 from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set, summarize
 from .nets import list_networks
-from .runs import distill_run, evaluate_run, load_run_set
+from .runs import DASM_METHODS, distill_run, evaluate_run, load_run_set
+from .sequential import POLICIES
 from .synthetic import SyntheticSetError
 from .train import SCHEDULES, TrainingDivergedError
 
@@ -100,7 +102,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device=device)
     overrides = {k: v for k, v in (("iterations", args.iterations), ("lr_img", args.lr_img),
-                                   ("factor", args.factor), ("init", args.init), ("width", args.width))
+                                   ("factor", args.factor), ("init", args.init), ("width", args.width),
+                                   ("segments", args.segments), ("score", args.score), ("policy", args.policy),
+                                   ("window", args.window), ("probe_epochs", args.probe_epochs),
+                                   ("base", args.base), ("drop", args.drop))
                  if v is not None}
     out = Path(args.out)
     syn = distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=args.seed,
@@ -139,7 +144,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for ipc in args.ipcs:
         for method in args.methods:
             run = out / f"{method}-ipc{ipc}"
-            overrides = {"iterations": args.iterations} if args.iterations and method in METHODS else {}
+            overrides = {"iterations": args.iterations} if args.iterations and method not in CORESET_METHODS else {}
+            if method in DASM_METHODS[:2]:
+                overrides["segments"] = min(args.segments, ipc)
             distill_run(data, method, ipc, run, preset="cpu", seed=0, progress=progress, **overrides)
             frames.append(evaluate_run(run, data, preset="cpu", seeds=args.seeds, epochs=args.epochs,
                                        progress=progress))
@@ -168,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_train_real)
 
-    methods = ", ".join(CORESET_METHODS + METHODS)
+    methods = ", ".join(CORESET_METHODS + METHODS + DASM_METHODS)
     p = sub.add_parser("distill", help="distill a synthetic set (or pick a coreset) and evaluate it")
     p.add_argument("--method", required=True, help=f"one of {methods}")
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(data_mod.list_datasets())}")
@@ -182,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factor", type=int, help="override the multi-formation factor")
     p.add_argument("--init", help="override the init: noise, real, mix, modes")
     p.add_argument("--width", type=int, help="override the matching ConvNet's width")
+    g = p.add_argument_group("DASM (--method dasm, dasm-nodifficulty, static-prune)")
+    g.add_argument("--base", choices=METHODS, help="base distiller of each segment (default: idc)")
+    g.add_argument("--segments", type=int, help="number of segments K (default: 5)")
+    g.add_argument("--score", choices=SCORES, help="difficulty score under the probe (default: loss)")
+    g.add_argument("--policy", choices=POLICIES, help="how each segment's real pool is chosen (default: window)")
+    g.add_argument("--window", type=float, help="fraction of each class in a segment's pool (default: 0.5)")
+    g.add_argument("--probe-epochs", type=int, help="epochs of each probe network")
+    g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
     p.add_argument("--no-eval", action="store_true", help="only distill; run `dasm evaluate OUT` later")
     p.add_argument("--eval-seeds", type=_seeds, default=[0, 1, 2])
     p.add_argument("--eval-epochs", type=int, help="override the protocol's training epochs")
@@ -203,10 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on digits: distilled sets vs coresets vs full data")
     p.add_argument("--out", default="data/runs/demo")
-    p.add_argument("--ipcs", type=_seeds, default=[10], help="IPCs to distill (default: 10)")
-    p.add_argument("--methods", type=_names, default=["random", "herding", "idc"])
+    p.add_argument("--ipcs", type=_seeds, default=[10, 30], help="IPCs to distill (default: 10,30)")
+    p.add_argument("--methods", type=_names, default=["random", "idc", "dasm"])
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="evaluation seeds")
     p.add_argument("--iterations", type=int, help="override the cpu preset's distillation iterations")
+    p.add_argument("--segments", type=int, default=5, help="DASM segments (at most the IPC)")
     p.add_argument("--epochs", type=int, help="override the evaluation epochs (cpu preset: 300)")
     p.add_argument("--real-epochs", type=int, default=REAL_RECIPES["digits"].epochs,
                    help="epochs of the full-data reference training")

@@ -85,11 +85,30 @@ def preset_config(preset: str, dataset: str, method: str, ipc: int, **overrides:
     return config_for(method, ipc=ipc, **{**base, **overrides})
 
 
+def dasm_preset_config(preset: str, dataset: str, ipc: int, base: str = "idc", **overrides: object):
+    """The :class:`~dasm.sequential.DasmConfig` of ``preset``: its base distiller config plus DASM's own knobs.
+
+    ``overrides`` may name fields of either (``segments=5``, ``iterations=200``); the base's
+    iteration budget is split over the segments, so DASM does as many matching steps as the
+    plain base distiller. The cpu preset trains smaller probes (width 32, 100 epochs).
+    """
+    from dataclasses import fields
+
+    from .sequential import DasmConfig
+
+    dasm_fields = {f.name for f in fields(DasmConfig)} - {"base"}
+    dasm_over = {k: v for k, v in overrides.items() if k in dasm_fields}
+    base_over = {k: v for k, v in overrides.items() if k not in dasm_fields}
+    if preset == "cpu":
+        dasm_over = {"probe_epochs": 100, "probe_width": 32, "reference_epochs": 5, **dasm_over}
+    return DasmConfig(preset_config(preset, dataset, base, ipc, **base_over), **dasm_over)
+
+
 def preset_protocol(preset: str, dataset: str, method: str = "idc", **recipe_overrides: object) -> Protocol:
     """The evaluation protocol that goes with ``preset`` (IDC's lr schedule for IDC/DASM, DC's otherwise)."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    base = PROTOCOLS["idc" if method in ("idc", "dasm") else "dc"]
+    base = PROTOCOLS["idc" if method in ("idc", "dasm", "dasm-nodifficulty", "static-prune") else "dc"]
     recipe = base.recipe
     if preset == "cpu":
         recipe = replace(recipe, epochs=300)
@@ -104,4 +123,5 @@ def describe(cfg: DistillConfig) -> str:
             f"lr{cfg.lr_img:g} {cfg.metric} {cfg.arch}-w{cfg.width}")
 
 
-__all__ = ["PRESETS", "CPU_EVIDENCE", "preset_config", "preset_protocol", "describe", "Recipe"]
+__all__ = ["PRESETS", "CPU_EVIDENCE", "preset_config", "dasm_preset_config", "preset_protocol", "describe",
+           "Recipe"]

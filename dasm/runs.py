@@ -16,15 +16,17 @@ from typing import Callable
 
 import pandas as pd
 
-from .config import preset_config, preset_protocol
+from .config import dasm_preset_config, preset_config, preset_protocol
 from .coreset import CORESET_METHODS, select_coreset
 from .data import Dataset
 from .distill import METHODS, distill
 from .evaluate import append_results, evaluate_set
 from .published import import_published
+from .sequential import _jsonable, dasm_distill, static_prune
 from .synthetic import SyntheticSet, SyntheticSetError, check_matches
 
-ALL_METHODS = CORESET_METHODS + METHODS
+DASM_METHODS = ("dasm", "dasm-nodifficulty", "static-prune")
+ALL_METHODS = CORESET_METHODS + METHODS + DASM_METHODS
 
 
 def _timing_row(data: Dataset, method: str, ipc: int, seed: int, seconds: float, preset: str) -> pd.DataFrame:
@@ -46,11 +48,21 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(ALL_METHODS)}.")
     out = Path(out)
     done = out / "synthetic.pt"
+    drop = float(overrides.pop("drop", 0.3))
+    base_method = str(overrides.pop("base", "idc"))
     if method in CORESET_METHODS:
         settings = {"method": method, "ipc": ipc, "seed": seed}
+    elif method in ("dasm", "dasm-nodifficulty"):
+        if method == "dasm-nodifficulty":
+            overrides["policy"] = "none"
+        cfg = dasm_preset_config(preset, data.name, ipc, base_method, seed=seed, **overrides)
+        settings = _jsonable(cfg)
     else:
-        cfg = preset_config(preset, data.name, method, ipc, seed=seed, **overrides)
+        cfg = preset_config(preset, data.name, base_method if method == "static-prune" else method, ipc,
+                            seed=seed, **overrides)
         settings = json.loads(json.dumps(cfg.__dict__))
+        if method == "static-prune":
+            settings["drop"] = drop
     if done.exists() and (out / "config.json").exists():
         if json.loads((out / "config.json").read_text()) == settings:
             return SyntheticSet.load(done, device=data.device)
@@ -64,9 +76,17 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         syn.save(done)
         (out / "config.json").write_text(json.dumps(settings, indent=2))
     else:
-        syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop)
+        if method in ("dasm", "dasm-nodifficulty"):
+            syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
+                                     should_stop=should_stop)
+        elif method == "static-prune":
+            syn, _, _ = static_prune(data, cfg, drop=drop, out=out, progress=progress)
+        else:
+            syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop)
         syn.meta["preset"] = preset
         syn.save(done)
+        if method == "static-prune":  # its settings include the pruning, not only the base config
+            (out / "config.json").write_text(json.dumps(settings, indent=2))
     append_results(_timing_row(data, method, ipc, seed, time.perf_counter() - t0, preset), out / "results.csv")
     return syn
 
@@ -135,4 +155,4 @@ def read_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-__all__ = ["ALL_METHODS", "distill_run", "evaluate_run", "load_run_set", "read_results"]
+__all__ = ["ALL_METHODS", "DASM_METHODS", "distill_run", "evaluate_run", "load_run_set", "read_results"]

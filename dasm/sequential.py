@@ -62,6 +62,7 @@ class DasmConfig:
     window: float = 0.5
     first_probe: str = "none"
     probe_epochs: int = 300
+    probe_width: int = 128
     real_probe_epochs: int = 2
     reference_epochs: int = 20
     iterations_per_segment: int | None = None
@@ -212,13 +213,14 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             probe = None
         elif k == 0:  # no synthetic data yet: a probe trained briefly on the real data
             torch.manual_seed(base.seed)
-            probe = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
+            probe = get_network("convnet", data.channels, data.num_classes, data.im_size,
+                                width=cfg.probe_width).to(data.device)
             train_model(probe, data.x_train, data.y_train, Recipe(epochs=cfg.real_probe_epochs, augment="none"),
                         normalize=data.normalize, progress=progress, desc="real probe")
             probe.eval()
         else:
             probe = train_probe(data, syn, Recipe(epochs=cfg.probe_epochs), seed=base.seed + k,
-                                progress=progress)
+                                progress=progress, width=cfg.probe_width)
         t_probe = time.perf_counter() - t0
         if probe is not None:
             log["probe_real_acc"] = accuracy(probe, data.x_train, data.y_train, data.normalize)
@@ -260,7 +262,8 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                    seconds=time.perf_counter() - t0)
         histories.append(hist)
         logs.append(log)
-        syn.meta.update(method=_method_name(cfg), dasm=_jsonable(cfg), segment_logs=logs, ipc=sum(sizes[:k + 1]))
+        syn.meta.update(method=_method_name(cfg), base_method=base.method, dasm=_jsonable(cfg), segment_logs=logs,
+                        ipc=sum(sizes[:k + 1]))
         stopped = should_stop is not None and should_stop()
         if seg_dir is not None and not stopped:
             save_run(seg_dir, syn, hist, seg_cfg)
@@ -290,7 +293,7 @@ def _real_forgetting(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, seed: in
     recipe = Recipe(epochs=cfg.probe_epochs)
     every = max(1, recipe.epochs // checkpoints)
     torch.manual_seed(seed)
-    net = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
+    net = get_network("convnet", data.channels, data.num_classes, data.im_size, width=cfg.probe_width).to(data.device)
     all_ix = torch.arange(len(data.y_train), device=data.device)
 
     def check(log: dict) -> None:
@@ -340,6 +343,7 @@ def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score
         pools.append(torch.sort(ix[order[max(cut, 0):]]).values)
     pool_data = _pool_dataset(data, pools)
     syn = new_synthetic_set(pool_data, base.ipc, base.factor, base.init, base.seed, method="static-prune",
+                            base_method=base.method,
                             config=asdict(base), prune={"drop": drop, "score": score})
     syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress)
     if out is not None:

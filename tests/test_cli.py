@@ -36,13 +36,14 @@ def test_train_real_writes_a_results_table(tmp_path, capsys):
 
 
 def test_demo_prints_a_table(tmp_path, capsys):
-    code = main(["demo", "--out", str(tmp_path), "--ipcs", "1,5", "--seeds", "0", "--epochs", "3",
-                 "--real-epochs", "2", "--no-progress"])
+    code = main(["demo", "--out", str(tmp_path), "--ipcs", "2,4", "--seeds", "0", "--epochs", "3",
+                 "--real-epochs", "2", "--iterations", "2", "--segments", "2", "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "Test accuracy on digits" in out and "random" in out and "full" in out
+    assert "Test accuracy on digits" in out and all(m in out for m in ("random", "idc", "dasm", "full"))
     df = pd.read_csv(tmp_path / "results.csv")
-    assert set(df[df.method == "random"].ipc) == {1, 5}
+    assert set(df[df.method == "dasm"].ipc) == {2, 4} and set(df[df.method == "random"].ipc) == {2, 4}
+    assert (tmp_path / "dasm-ipc4" / "synthetic.png").exists()
 
 
 def test_bad_input_gives_one_clear_error(capsys):
@@ -86,3 +87,39 @@ def test_core_never_imports_analysis_widgets_or_cli():
     for path in analysis.glob("*.py") if analysis.exists() else []:
         bad = {m for m in _imports(path) if m.startswith(("dasm.widgets", "dasm.cli"))}
         assert not bad, f"{path.name} imports {bad}"
+
+
+def test_distill_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "dsa"
+    code = main(["distill", "--method", "dsa", "--dataset", "digits", "--ipc", "1", "--out", str(out),
+                 "--iterations", "2", "--width", "16", "--eval-seeds", "0", "--eval-epochs", "3", "--no-progress"])
+    assert code == 0
+    assert (out / "synthetic.pt").exists() and (out / "synthetic.png").exists() and (out / "history.csv").exists()
+    assert "Test accuracy on digits" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--seeds", "0,1", "--epochs", "3", "--archs", "convnet,mlp",
+                 "--no-progress"]) == 0
+    df = pd.read_csv(out / "results.csv")
+    acc = df[df.metric == "test_acc"]
+    assert sorted(zip(acc.arch, acc.seed)) == [("convnet", 0), ("convnet", 1), ("mlp", 0), ("mlp", 1)]
+    assert (df[df.protocol == "distill"].metric == "seconds").all()
+
+
+def test_distill_dasm_from_the_command_line(tmp_path):
+    out = tmp_path / "dasm"
+    code = main(["distill", "--method", "dasm", "--dataset", "digits", "--ipc", "2", "--segments", "2",
+                 "--base", "dsa", "--iterations", "2", "--width", "16", "--probe-epochs", "3", "--window", "0.4",
+                 "--out", str(out), "--no-eval", "--no-progress"])
+    assert code == 0
+    segs = pd.read_csv(out / "segments.csv")
+    assert list(segs.segment) == [0, 1] and segs.pool_size.iloc[1] < 1437
+
+
+def test_distill_and_evaluate_errors(tmp_path, capsys):
+    assert main(["distill", "--method", "mtt", "--dataset", "digits", "--ipc", "1", "--out", str(tmp_path),
+                 "--no-progress"]) == 2
+    assert "choose one of random, herding, kcenter" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--no-progress"]) == 2
+    assert "holds no synthetic.pt" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    assert main(["evaluate", str(tmp_path / "junk.pt"), "--no-progress"]) == 2
+    assert "not a readable torch file" in capsys.readouterr().err
