@@ -1,0 +1,44 @@
+"""The project's figure style: one matplotlib style file, a colour-blind palette, fixed method colours."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import matplotlib
+
+STYLE_FILE = Path(__file__).with_name("dasm.mplstyle")
+
+# One colour per method everywhere, so a method looks the same in every figure.
+METHOD_COLORS = {
+    "full": "#000000", "random": "#949494", "herding": "#ca9161", "kcenter": "#fbafe4",
+    "dc": "#56b4e9", "dsa": "#029e73", "dm": "#cc78bc", "idc": "#0173b2", "dasm": "#d55e00",
+    "dasm-nodifficulty": "#de8f05", "static-prune": "#ece133",
+}
+
+
+def method_color(method: str) -> str:
+    """The colour of ``method`` in every figure (grey for unknown ones)."""
+    return METHOD_COLORS.get(method, "#4d4d4d")
+
+
+@contextmanager
+def dasm_style() -> Iterator[None]:
+    """Draw inside ``with dasm_style():`` to use the project's style without changing global settings."""
+    import matplotlib.pyplot as plt
+
+    with plt.style.context(str(STYLE_FILE)):
+        yield
+
+
+def headless() -> None:
+    """Use a non-interactive backend when no display is available (CLI, CI)."""
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg") and not _has_display():
+        matplotlib.use("Agg")
+
+
+def _has_display() -> bool:
+    import os
+
+    return bool(os.environ.get("DISPLAY")) or "ipykernel" in __import__("sys").modules
