@@ -1,0 +1,273 @@
+"""Feature embeddings of real and synthetic images: where the synthetic set sits among the real data.
+
+:func:`embedding_table` embeds a network's features (``net.embed``) of a stratified sample of
+real training images together with every stored synthetic image in 2-D (UMAP, or PCA as the
+fast fallback) and returns one row per point; :func:`plot_embedding` draws that table, real
+points coloured by difficulty (or class) and synthetic images marked per segment, optionally
+as thumbnails. ``umap`` is imported only when UMAP is asked for: its first import compiles
+for ~15 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from ..coreset import embed_dataset
+from ..data import Dataset
+from ..synthetic import SyntheticSet, check_matches
+from .style import dasm_style
+
+METHODS = ("umap", "pca")
+COLUMNS = ["kind", "index", "label", "score", "segment", "x", "y"]
+_CACHE_VERSION = "embedding/1"  # bump when the 2-D computation changes, so old cache files are not reused
+_SEGMENT_MARKERS = ("*", "P", "X", "D", "^", "s", "v", "p", "h", "o")
+_SYN_COLOR = "#d55e00"
+
+
+def stratified_sample(labels: Tensor, n: int, seed: int = 0) -> Tensor:
+    """Sorted indices of ``n`` samples drawn without replacement, each class in proportion to its size (seeded).
+
+    All indices when ``n`` is at least the number of samples.
+    """
+    labels = labels.cpu()
+    total = len(labels)
+    if n >= total:
+        return torch.arange(total)
+    if n < 1:
+        raise ValueError(f"max_real must be a positive integer, got {n!r}.")
+    classes, counts = torch.unique(labels, return_counts=True)
+    share = counts.double() * n / total
+    take = share.floor().long()
+    # largest remainders get the leftover picks, so exactly n are taken
+    extra = n - int(take.sum())
+    if extra:
+        order = torch.sort(share - take.double(), descending=True, stable=True).indices[:extra]
+        take[order] += 1
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c, k in zip(classes.tolist(), take.tolist()):
+        ix = torch.nonzero(labels == c, as_tuple=True)[0]
+        picks.append(ix[torch.randperm(len(ix), generator=g)[:k]])
+    return torch.sort(torch.cat(picks)).values
+
+
+def _n_neighbors(n: int) -> int:
+    return max(2, min(15, n - 1))
+
+
+def _pca_2d(features: np.ndarray) -> np.ndarray:
+    """Exact (SVD) projection on the two leading principal axes; signs fixed so the result is deterministic."""
+    f = torch.from_numpy(features).double()
+    f = f - f.mean(0, keepdim=True)
+    _, _, vh = torch.linalg.svd(f, full_matrices=False)
+    axes = vh[:2]
+    # sign convention: the largest-magnitude loading of each axis is positive
+    sign = torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
+    sign[sign == 0] = 1.0
+    xy = f @ (axes * sign).T
+    if xy.shape[1] < 2:  # one-dimensional features: put everything on the x axis
+        xy = torch.cat([xy, torch.zeros(len(xy), 2 - xy.shape[1], dtype=xy.dtype)], dim=1)
+    return xy.numpy()
+
+
+def _umap_2d(features: np.ndarray, seed: int) -> np.ndarray:
+    import umap  # lazy: the first import compiles numba code for ~15 s
+
+    n = len(features)
+    if n < 4:
+        raise ValueError(f"UMAP needs at least 4 points, got {n}; use method='pca'.")
+    reducer = umap.UMAP(n_components=2, n_neighbors=_n_neighbors(n), random_state=seed, n_jobs=1,
+                        init="spectral" if n > 20 else "random")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)  # n_jobs/random_state notes, tiny-graph notes
+        return np.asarray(reducer.fit_transform(features), dtype=np.float64)
+
+
+def _embed_2d(features: np.ndarray, method: str, seed: int) -> np.ndarray:
+    """2-D coordinates (N, 2) of ``features`` (N, D) by ``method`` (``umap`` or ``pca``)."""
+    if method == "pca":
+        return _pca_2d(features)
+    return _umap_2d(features, seed)
+
+
+def _cache_key(features: np.ndarray, method: str, seed: int) -> str:
+    h = hashlib.sha256()
+    h.update(f"{_CACHE_VERSION}|{method}|{seed}|{features.shape}|".encode())
+    h.update(np.ascontiguousarray(features, dtype=np.float32).tobytes())
+    return h.hexdigest()[:20]
+
+
+def _net_device(net: nn.Module) -> torch.device:
+    p = next(net.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def embedding_table(net: nn.Module, data: Dataset, syn: SyntheticSet | None = None, scores: Tensor | None = None,
+                    method: str = "umap", max_real: int = 2000, seed: int = 0,
+                    cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """2-D embedding (UMAP or PCA) of ``net.embed`` features of up to ``max_real`` real training images
+    (seeded, stratified by class) and of every stored image of ``syn``, one row per point.
+
+    Columns: ``kind`` (real/synthetic), ``index`` (into ``data.x_train`` or ``syn.images``), ``label``,
+    ``score`` (``scores[index]`` for real points, NaN otherwise), ``segment`` (1-based, synthetic only),
+    ``x``, ``y``. With ``cache_dir`` the coordinates are stored under a hash of the features, method
+    and seed, and a later call with the same inputs reuses them instead of recomputing.
+    """
+    method = method.strip().lower()
+    if method not in METHODS:
+        raise ValueError(f"Unknown embedding method {method!r}; choose one of {', '.join(METHODS)}.")
+    n_train = len(data.y_train)
+    if scores is not None:
+        scores = scores.detach().flatten().cpu().double()
+        if len(scores) != n_train:
+            raise ValueError(f"scores has {len(scores)} values but {data.name} has {n_train} training samples: "
+                             "pass one score per training sample (e.g. from dasm.difficulty).")
+    if syn is not None:
+        check_matches(syn, data)
+
+    real_idx = stratified_sample(data.y_train, max_real, seed)
+    device = _net_device(net)
+    parts = [embed_dataset(net, data.x_train[real_idx.to(data.device)].to(device), data.normalize)]
+    if syn is not None:
+        parts.append(embed_dataset(net, syn.images.detach().to(device), data.normalize))
+    features = torch.cat(parts).flatten(1).float().cpu().numpy()
+
+    n_real = len(real_idx)
+    n_syn = 0 if syn is None else len(syn.labels)
+    segment = np.full(n_real + n_syn, np.nan)
+    if syn is not None:
+        for k, (a, b) in enumerate(syn.segments):
+            segment[n_real + a:n_real + b] = k + 1
+    score = np.full(n_real + n_syn, np.nan)
+    if scores is not None:
+        score[:n_real] = scores[real_idx].numpy()
+    labels = data.y_train.cpu()[real_idx].tolist() + ([] if syn is None else syn.labels.cpu().tolist())
+    table = pd.DataFrame({
+        "kind": ["real"] * n_real + ["synthetic"] * n_syn,
+        "index": real_idx.tolist() + list(range(n_syn)),
+        "label": np.asarray(labels, dtype=np.int64),
+        "score": score,
+        "segment": segment,
+    })
+
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"embedding-{method}-seed{seed}-{_cache_key(features, method, seed)}.csv"
+        if cache_file.exists():
+            cached = pd.read_csv(cache_file, float_precision="round_trip")
+            if len(cached) == len(table) and (cached["kind"].tolist() == table["kind"].tolist()
+                                              and cached["index"].tolist() == table["index"].tolist()):
+                table["x"], table["y"] = cached["x"].to_numpy(), cached["y"].to_numpy()
+                return table[COLUMNS]
+    xy = _embed_2d(features, method, seed)
+    table["x"], table["y"] = xy[:, 0].astype(np.float64), xy[:, 1].astype(np.float64)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        table.to_csv(tmp, index=False)
+        tmp.replace(cache_file)
+    return table[COLUMNS]
+
+
+def _thumbnail(img: Tensor) -> np.ndarray:
+    img = img.detach().float().cpu().clamp(0, 1)
+    return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+
+
+def plot_embedding(table: pd.DataFrame, color_by: str = "score", thumbnails: Tensor | None = None,
+                   zoom: float = 1.0, *, score_label: str = "difficulty score (higher = harder)",
+                   title: str | None = None) -> Figure:
+    """Draw an :func:`embedding_table`: real points as dots coloured by ``score`` (colour bar) or ``label``,
+    synthetic images as large markers, one marker shape per segment, or as image thumbnails.
+
+    ``thumbnails`` is the synthetic set's stored images (``syn.images``, pixels in [0, 1]); ``zoom`` scales
+    them (1 draws each about 24 points wide). Colouring by score falls back to labels when no scores exist.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    if color_by not in ("score", "label"):
+        raise ValueError(f"color_by must be 'score' or 'label', got {color_by!r}.")
+    missing = set(COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}; make it with embedding_table().")
+    real = table[table["kind"] == "real"]
+    syn = table[table["kind"] == "synthetic"]
+    if color_by == "score" and real["score"].notna().sum() == 0:
+        color_by = "label"
+    classes = sorted(int(c) for c in table["label"].unique())
+    n_classes = max(classes) + 1 if classes else 1
+    if thumbnails is not None and len(syn) and int(syn["index"].max()) >= len(thumbnails):
+        raise ValueError(f"thumbnails holds {len(thumbnails)} images but the table refers to synthetic image "
+                         f"{int(syn['index'].max())}; pass the same set's syn.images.")
+
+    with dasm_style():
+        fig, ax = plt.subplots(figsize=(6.2, 5.0))
+        if color_by == "score":
+            known = real[real["score"].notna()]
+            ax.scatter(real.loc[real["score"].isna(), "x"], real.loc[real["score"].isna(), "y"], s=6,
+                       color="#bbbbbb", linewidths=0, alpha=0.6)
+            points = ax.scatter(known["x"], known["y"], c=known["score"], cmap="viridis", s=8, linewidths=0,
+                                alpha=0.8)
+            fig.colorbar(points, ax=ax, label=score_label)
+        else:
+            cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20", n_classes)
+            points = ax.scatter(real["x"], real["y"], c=real["label"], cmap=cmap, vmin=-0.5,
+                                vmax=n_classes - 0.5, s=8, linewidths=0, alpha=0.7)
+            bar = fig.colorbar(points, ax=ax, label="class label", ticks=range(n_classes))
+            bar.ax.tick_params(length=0)
+
+        handles = []
+        segments = sorted(int(s) for s in syn["segment"].dropna().unique())
+        n_syn_classes = max(syn["label"].nunique(), 1)
+        for k in segments:
+            rows = syn[syn["segment"] == k]
+            marker = _SEGMENT_MARKERS[(k - 1) % len(_SEGMENT_MARKERS)]
+            edge = plt.get_cmap("Dark2")((k - 1) % 8) if len(segments) > 1 else "black"
+            if color_by == "label":
+                face = [cmap(int(c)) for c in rows["label"]]
+            else:
+                face = _SYN_COLOR
+            ipc = len(rows) // n_syn_classes
+            label = f"segment {k} ({ipc} IPC)"
+            if thumbnails is None:
+                ax.scatter(rows["x"], rows["y"], marker=marker, s=110, c=face, edgecolors="black",
+                           linewidths=0.8, zorder=3)
+                handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=10,
+                                      markerfacecolor=face if isinstance(face, str) else "#dddddd",
+                                      markeredgecolor="black", label=label))
+            else:
+                base = 24.0 / max(thumbnails.shape[-2:])
+                for _, r in rows.iterrows():
+                    image = OffsetImage(_thumbnail(thumbnails[int(r["index"])]), zoom=base * zoom,
+                                        cmap="gray" if thumbnails.shape[1] == 1 else None, norm=None)
+                    image.get_children()[0].set_clim(0, 1)
+                    box = AnnotationBbox(image, (r["x"], r["y"]), frameon=True, pad=0.1,
+                                         bboxprops={"edgecolor": edge, "linewidth": 1.2})
+                    box.set_zorder(3)
+                    ax.add_artist(box)
+                handles.append(Line2D([], [], linestyle="none", marker="s", markersize=10,
+                                      markerfacecolor="white", markeredgecolor=edge, label=label))
+        if handles:
+            ax.legend(handles=handles, title="synthetic images", loc="best")
+            if thumbnails is not None:  # thumbnails are artists, not data: keep them inside the view
+                ax.update_datalim(syn[["x", "y"]].to_numpy())
+                ax.autoscale_view()
+        kinds = f"{len(real)} real" + (f", {len(syn)} synthetic" if len(syn) else "")
+        ax.set_title(title or f"Feature embedding ({kinds} images)")
+        ax.set_xlabel("embedding dimension 1 (a.u.)")
+        ax.set_ylabel("embedding dimension 2 (a.u.)")
+        fig.tight_layout()
+    return fig
+
+
+__all__ = ["embedding_table", "plot_embedding", "stratified_sample"]
