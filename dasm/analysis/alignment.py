@@ -184,9 +184,7 @@ def gradient_alignment(net: nn.Module, data: Dataset, syn_x: Tensor, syn_y: Tens
         xs, ys = (syn_x, syn_y) if mask is None else (syn_x[mask.to(syn_x.device)], syn_y[mask.to(syn_y.device)])
         return set_gradient(net, data.normalize(xs.detach().to(dev)), ys.to(dev), names, batch_size)
 
-    groups: list[tuple[Tensor, Tensor]] = []  # (real indices, target gradient)
-    whole = None if per_class else syn_target(None)
-    skipped = []
+    chosen, targets, skipped = [], {}, []
     for c in range(data.num_classes):
         mask = syn_cls == c
         if per_class and not bool(mask.any()):
@@ -194,24 +192,35 @@ def gradient_alignment(net: nn.Module, data: Dataset, syn_x: Tensor, syn_y: Tens
             continue
         ix = real_of(c)
         if len(ix):
-            groups.append((ix, whole if whole is not None else syn_target(mask)))
+            chosen.append(ix)
+            if per_class:
+                targets[c] = syn_target(mask)
     if skipped:
         warnings.warn(f"The synthetic set has no images of classes {skipped}: their real samples are left out.",
                       stacklevel=2)
-    if not groups:
+    if not chosen:
         raise ValueError("No class has both real and synthetic samples: nothing to compare.")
 
-    parts = []
-    for ix, target in groups:
-        x = data.normalize(data.x_train[ix.to(data.x_train.device)].to(dev))
-        y = data.y_train[ix.to(data.y_train.device)].to(dev)
-        cos = [F.cosine_similarity(block, target.unsqueeze(0), dim=1, eps=1e-12).cpu()
-               for block in _iter_per_sample_gradients(net, x, y, names, batch_size)]
-        parts.append(pd.DataFrame({"index": ix.numpy(), "label": y_all[ix].numpy(),
-                                   "score": s[ix].double().numpy(), "decile": dec[ix.numpy()],
-                                   "cosine": torch.cat(cos).double().numpy()}))
-    table = pd.concat(parts, ignore_index=True).sort_values("index", ignore_index=True)
-    table = table.astype({"index": "int64", "label": "int64", "decile": "int64"})
+    # One (classes, P) matrix of targets; every real sample is compared with its row (row 0 = the whole set).
+    rows = torch.zeros(data.num_classes, dtype=torch.long)
+    if per_class:
+        for r, c in enumerate(targets):
+            rows[c] = r
+        target = torch.stack(list(targets.values()))
+    else:
+        target = syn_target(None).unsqueeze(0)
+    ix = torch.sort(torch.cat(chosen)).values
+    cos = []
+    for i in range(0, len(ix), batch_size):
+        part = ix[i:i + batch_size]
+        x = data.normalize(data.x_train[part.to(data.x_train.device)].to(dev))
+        y = y_all[part].to(dev)
+        (block,) = _iter_per_sample_gradients(net, x, y, names, len(part))
+        t = target[rows[y_all[part]].to(dev)]
+        cos.append(F.cosine_similarity(block, t, dim=1, eps=1e-12).cpu())
+    table = pd.DataFrame({"index": ix.numpy().astype(np.int64), "label": y_all[ix].numpy().astype(np.int64),
+                          "score": s[ix].double().numpy(), "decile": dec[ix.numpy()],
+                          "cosine": torch.cat(cos).double().numpy()})
     if set_name is not None:
         table["set"] = str(set_name)
     return table

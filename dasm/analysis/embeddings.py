@@ -30,6 +30,8 @@ COLUMNS = ["kind", "index", "label", "score", "segment", "x", "y"]
 _CACHE_VERSION = "embedding/1"  # bump when the 2-D computation changes, so old cache files are not reused
 _SEGMENT_MARKERS = ("*", "P", "X", "D", "^", "s", "v", "p", "h", "o")
 _SYN_COLOR = "#d55e00"
+# pandas 3 parses floats round-trip by default (and deprecates the option); pandas 2 needs asking
+_EXACT_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
 def stratified_sample(labels: Tensor, n: int, seed: int = 0) -> Tensor:
@@ -162,7 +164,7 @@ def embedding_table(net: nn.Module, data: Dataset, syn: SyntheticSet | None = No
     if cache_dir is not None:
         cache_file = Path(cache_dir) / f"embedding-{method}-seed{seed}-{_cache_key(features, method, seed)}.csv"
         if cache_file.exists():
-            cached = pd.read_csv(cache_file, float_precision="round_trip")
+            cached = pd.read_csv(cache_file, **_EXACT_FLOATS)
             if len(cached) == len(table) and (cached["kind"].tolist() == table["kind"].tolist()
                                               and cached["index"].tolist() == table["index"].tolist()):
                 table["x"], table["y"] = cached["x"].to_numpy(), cached["y"].to_numpy()

@@ -183,6 +183,21 @@ def _set_colors(names: list[str]) -> dict[str, str]:
     return out
 
 
+def _score_ticks(ax, edges: np.ndarray, integer: bool, nl_x: float | None) -> None:
+    """Score ticks within the binned range (bin centres for integer scores), plus "never learned" at ``nl_x``."""
+    if integer and len(edges) <= 16:
+        ticks = list((edges[:-1] + edges[1:]) / 2)
+    else:
+        ax.set_xlim(edges[0] - 0.02 * (edges[-1] - edges[0]), (nl_x if nl_x is not None else edges[-1])
+                    + 0.6 * (edges[1] - edges[0]))
+        ticks = [t for t in ax.get_xticks() if edges[0] <= t <= edges[-1]]
+    labels = [f"{t:g}" for t in ticks]
+    if nl_x is not None:
+        ticks.append(nl_x)
+        labels.append("never\nlearned")
+    ax.set_xticks(ticks, labels)
+
+
 def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[str] | None = None,
                               overlay: bool = False) -> Figure:
     """Histogram of the real training data over difficulty, one panel per set with stacked bars of the
@@ -205,6 +220,7 @@ def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[st
     widths = np.diff(edges)
     width = float(widths.mean())
     nl_x = float(edges[-1] + 1.5 * width)  # the never-learned bar sits apart, right of the last bin
+    integer = not regular["bin_label"].astype(str).str.startswith("[").any()
     has_nl = int(counts.loc[counts["never_learned_bin"] & counts["set"].isin(chosen), "count"].sum()) > 0
     xlabel = f"{score_name} under a full-data network"
     ylabel = "real training samples"
@@ -231,8 +247,7 @@ def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[st
                     ax.scatter([nl_x], [wrong_nl], color=colors[name], marker="D", zorder=3)
             if has_nl:
                 ax.axvspan(nl_x - width / 2, nl_x + width / 2, color="0.9", zorder=0)
-                ax.annotate(NEVER_LEARNED, (nl_x, 1.0), xycoords=("data", "axes fraction"),
-                            ha="center", va="bottom", fontsize=8)
+            _score_ticks(ax, edges, integer, nl_x if has_nl else None)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"{ylabel} classified wrong")
             ax.set_title("Wrong real samples by difficulty")
@@ -267,9 +282,7 @@ def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[st
                 total = int(right.sum() + wrong.sum()) + right_nl + wrong_nl
                 acc = 100.0 * (int(right.sum()) + right_nl) / total if total else math.nan
                 ax.set_title(f"{name}: {acc:.1f}% of real train right")
-            if has_nl:
-                ax.annotate(NEVER_LEARNED, (nl_x, 1.0), xycoords=("data", "axes fraction"),
-                            ha="center", va="bottom", fontsize=8)
+            _score_ticks(ax, edges, integer, nl_x if has_nl else None)
             ax.set_xlabel(xlabel)
             ax.legend()
         axes[0][0].set_ylabel(ylabel)
