@@ -91,7 +91,8 @@ def _iter_per_sample_gradients(net: nn.Module, x: Tensor, y: Tensor, names: list
 def per_sample_gradients(net: nn.Module, x: Tensor, y: Tensor, names: list[str] | None = None,
                          batch_size: int = 256) -> Tensor:
     """(N, P) flattened per-sample cross-entropy gradients w.r.t. the parameters ``names`` (default: the matched
-    weights, ``matched_parameters(net, "all")``), in ``names`` order, with ``net`` in eval mode; ``x`` already normalised.
+    weights, ``matched_parameters(net, "all")``), in ``names`` order, with ``net`` in eval mode; ``x`` already
+    normalised.
 
     The result lives on the network's device and holds N x P floats: for big nets use chunks of ``x``.
     """

@@ -229,7 +229,8 @@ def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[st
         sel = counts[counts["set"] == name]
         sel = sel[sel["correct"].isna()] if correct is pd.NA else sel[sel["correct"].fillna(not correct) == correct]
         sel = sel.sort_values("bin")
-        return sel.loc[~sel["never_learned_bin"], "count"].to_numpy(), int(sel.loc[sel["never_learned_bin"], "count"].sum())
+        nl = sel["never_learned_bin"].to_numpy(dtype=bool)
+        return sel.loc[~nl, "count"].to_numpy(), int(sel.loc[nl, "count"].sum())
 
     with dasm_style():
         if overlay:
