@@ -157,6 +157,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    """Regenerate every diagnosis figure (PNG + PDF + CSV) from saved runs, headless."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .analysis.figures import fast_runs, find_runs, make_figures
+
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    if args.fast:
+        data = load_dataset("digits", device=device)
+        runs = fast_runs(data, args.runs[0] if args.runs else out / "runs", ipc=args.ipc,
+                         progress=not args.no_progress)
+    else:
+        if not args.runs:
+            raise ValueError("give the run folders to draw (--runs DIR [DIR ...]) or use --fast.")
+        runs = find_runs(args.runs)
+        names = {_run_dataset(folder) for folder in runs.values()}
+        if len(names) != 1:
+            raise ValueError(f"the runs come from several datasets ({', '.join(sorted(names))}); draw one at a time.")
+        data = load_dataset(names.pop(), args.data_dir, device=device)
+    files = make_figures(data, runs, out, fast=args.fast, progress=not args.no_progress)
+    print(f"{len(files)} files written to {out}:")
+    for f in files:
+        if f.suffix == ".png":
+            print(f"  {f}")
+    return 0
+
+
+def _run_dataset(folder: Path) -> str:
+    """The dataset a run folder's set was distilled from."""
+    from .synthetic import SyntheticSet
+
+    return str(SyntheticSet.load(folder / "synthetic.pt").meta.get("dataset"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``dasm`` command."""
     parser = argparse.ArgumentParser(prog="dasm", description="Dataset distillation with DASM.")
@@ -216,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("figures", help="regenerate every diagnosis figure from saved runs (PNG, PDF, CSV)")
+    p.add_argument("--runs", nargs="*", help="run folders (searched for synthetic.pt)")
+    p.add_argument("--out", default="data/figures", help="output folder (default: data/figures)")
+    p.add_argument("--fast", action="store_true", help="make small digits runs and a quick figure set")
+    p.add_argument("--ipc", type=int, default=10, help="IPC of the --fast runs (default: 10)")
+    _common(p)
+    p.set_defaults(func=cmd_figures)
+
     p = sub.add_parser("demo", help="the main job on digits: distilled sets vs coresets vs full data")
     p.add_argument("--out", default="data/runs/demo")
     p.add_argument("--ipcs", type=_seeds, default=[10, 30], help="IPCs to distill (default: 10,30)")
@@ -236,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, DatasetNotFoundError, TrainingDivergedError, DistillationDivergedError,
+    except (ValueError, FileNotFoundError, DatasetNotFoundError, TrainingDivergedError, DistillationDivergedError,
             SyntheticSetError) as err:
         print(f"dasm: error: {err}", file=sys.stderr)
         return 2

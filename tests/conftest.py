@@ -25,3 +25,6 @@ def fashion():
         if os.environ.get("CI"):
             raise
         pytest.skip("Fashion-MNIST files not installed (apt-get install -y dataset-fashion-mnist)")
+
+# umap-learn compiles with numba on first use: keep its cache inside the project (the Makefile does too).
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", ".numba-cache"))

@@ -123,3 +123,24 @@ def test_distill_and_evaluate_errors(tmp_path, capsys):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     assert main(["evaluate", str(tmp_path / "junk.pt"), "--no-progress"]) == 2
     assert "not a readable torch file" in capsys.readouterr().err
+
+
+def test_figures_fast_writes_every_figure(tmp_path, capsys):
+    out = tmp_path / "figs"
+    assert main(["figures", "--fast", "--ipc", "2", "--out", str(out), "--no-progress"]) == 0
+    names = {p.name for p in out.iterdir()}
+    expected = ["difficulty_hist_loss", "difficulty_hist_loss_overlay", "difficulty_hist_forgetting",
+                "gradient_alignment", "saturation", "embedding_idc-ipc2", "embedding_dasm-ipc2",
+                "redundancy_idc-ipc2"]
+    for stem in expected:
+        assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.csv"} <= names, stem
+    assert "gradient_alignment.png" in capsys.readouterr().out
+    # figures are drawn from saved tables: the saturation table has a row per method
+    assert {"random", "idc", "dasm"} <= set(pd.read_csv(out / "saturation.csv").method)
+
+
+def test_figures_needs_runs(tmp_path, capsys):
+    assert main(["figures", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "--fast" in capsys.readouterr().err
+    assert main(["figures", "--runs", str(tmp_path), "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "No synthetic.pt found" in capsys.readouterr().err

@@ -19,8 +19,9 @@ METHOD_COLORS = {
 
 
 def method_color(method: str) -> str:
-    """The colour of ``method`` in every figure (grey for unknown ones)."""
-    return METHOD_COLORS.get(method, "#4d4d4d")
+    """The colour of ``method`` in every figure (``idc-ipc10`` takes idc's; grey for unknown ones)."""
+    name = str(method)
+    return METHOD_COLORS.get(name, METHOD_COLORS.get(name.split("-ipc")[0].rstrip("'"), "#4d4d4d"))
 
 
 @contextmanager

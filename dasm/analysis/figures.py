@@ -1,0 +1,133 @@
+"""Every figure of the diagnosis from saved runs, headless, as PNG + PDF with the table behind each.
+
+:func:`make_figures` takes run folders (each holding a ``synthetic.pt`` and usually a
+``results.csv``) and writes into ``out``:
+
+- ``difficulty_hist_<loss|forgetting>.{png,pdf,csv}``: real samples by a full-data network's
+  difficulty, split by whether each set's network gets them right, one panel per set, and an
+  ``_overlay`` version comparing the sets' wrong samples;
+- ``gradient_alignment.*``: cosine between each set's class gradient and real per-sample
+  gradients, by difficulty decile;
+- ``embedding_<set>.*``: real features (coloured by difficulty) with the set overlaid by segment;
+- ``saturation.*``: test accuracy against IPC from every ``results.csv`` found;
+- ``redundancy_<set>.*``: what two disjoint halves of a set teach alone and together.
+
+:func:`fast_runs` makes a small set of digits runs (random, IDC, DASM) so that
+``dasm figures --fast`` shows the whole pipeline in a few minutes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from ..data import Dataset
+from ..difficulty import forgetting_scores, loss_scores, reference_network
+from ..nets import get_network
+from ..runs import distill_run, evaluate_run, read_results
+from ..synthetic import SyntheticSet
+from .alignment import gradient_alignment, plot_alignment
+from .embeddings import embedding_table, plot_embedding
+from .histograms import difficulty_table, plot_difficulty_histogram, train_on_set
+from .redundancy import plot_redundancy, redundancy_table
+from .saturation import plot_saturation, saturation_table
+
+
+def save_figure(fig: Figure, table: pd.DataFrame, out: Path, name: str) -> list[Path]:
+    """Write ``name``.png, .pdf and .csv (the table the figure was drawn from) into ``out``."""
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf", out / f"{name}.csv"]
+    fig.savefig(paths[0])
+    fig.savefig(paths[1])
+    table.to_csv(paths[2], index=False)
+    plt.close(fig)
+    return paths
+
+
+def find_runs(paths: list[str | os.PathLike]) -> dict[str, Path]:
+    """Run folders holding a ``synthetic.pt`` under ``paths``, named ``<method>-ipc<ipc>`` (made unique)."""
+    runs: dict[str, Path] = {}
+    for p in map(Path, paths):
+        for file in sorted([p] if p.is_file() else p.rglob("synthetic.pt")):
+            if file.parent.name.startswith("segment"):
+                continue  # a DASM segment's intermediate set, not a finished run
+            syn = SyntheticSet.load(file)
+            name = f"{syn.meta.get('method', file.parent.name)}-ipc{syn.ipc}"
+            while name in runs:
+                name += "'"
+            runs[name] = file.parent
+    if not runs:
+        raise FileNotFoundError(f"No synthetic.pt found under {', '.join(map(str, paths))}: "
+                                "distill something first (`dasm distill ... --out DIR`).")
+    return runs
+
+
+def fast_runs(data: Dataset, out: str | os.PathLike, ipc: int = 10, iterations: int = 10,
+              progress: bool = False) -> dict[str, Path]:
+    """Small random / IDC / DASM runs on ``data`` (1 evaluation seed, 50 epochs) for a quick figure set."""
+    out = Path(out)
+    runs = {}
+    for method in ("random", "idc", "dasm"):
+        folder = out / f"{method}-ipc{ipc}"
+        over = {} if method == "random" else {"iterations": iterations}
+        if method == "dasm":
+            over.update(probe_epochs=30, segments=min(5, ipc))
+        distill_run(data, method, ipc, folder, progress=progress, **over)
+        evaluate_run(folder, data, seeds=[0], epochs=50, progress=progress)
+        runs[f"{method}-ipc{ipc}"] = folder
+    return runs
+
+
+def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *, fast: bool = False,
+                 reference_epochs: int = 20, set_epochs: int = 300, embed_method: str = "umap",
+                 progress: bool = False, seed: int = 0) -> list[Path]:
+    """Regenerate every diagnosis figure for ``runs`` into ``out``; return the files written."""
+    out = Path(out)
+    written: list[Path] = []
+    if fast:
+        reference_epochs, set_epochs, embed_method = min(reference_epochs, 3), min(set_epochs, 50), "pca"
+    sets = {name: SyntheticSet.load(folder / "synthetic.pt", device=data.device) for name, folder in runs.items()}
+
+    # Difficulty of every real sample under a full-data network (loss) and while training one (forgetting).
+    reference = reference_network(data, epochs=reference_epochs, seed=seed, progress=progress)
+    loss = loss_scores(reference, data.x_train, data.y_train, data.normalize)
+    forget, never = forgetting_scores(data, epochs=reference_epochs, seed=seed, progress=progress)
+    nets = {name: train_on_set(data, *syn.decoded(), epochs=set_epochs, seed=seed) for name, syn in sets.items()}
+    for score_name, scores, nl in (("loss", loss, None), ("forgetting", forget, never)):
+        table = difficulty_table(data, scores, nl, score_name=score_name, sets=nets)
+        written += save_figure(plot_difficulty_histogram(table), table, out, f"difficulty_hist_{score_name}")
+        written += save_figure(plot_difficulty_histogram(table, overlay=True), table, out,
+                               f"difficulty_hist_{score_name}_overlay")
+
+    # Gradient alignment at a freshly initialised matching network, as a distiller sees it.
+    torch.manual_seed(seed)
+    probe = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
+    per_set = [gradient_alignment(probe, data, *syn.decoded(), loss, max_per_class=30 if fast else None,
+                                  seed=seed, set_name=name) for name, syn in sets.items()]
+    table = pd.concat(per_set, ignore_index=True)
+    written += save_figure(plot_alignment(table), table, out, "gradient_alignment")
+
+    # Embeddings of real features (reference network) with each set overlaid by segment.
+    for name, syn in sets.items():
+        table = embedding_table(reference, data, syn, loss, method=embed_method, max_real=500 if fast else 2000,
+                                seed=seed, cache_dir=out / "cache")
+        written += save_figure(plot_embedding(table), table, out, f"embedding_{name}")
+
+    # Saturation over IPC from every results table of the runs.
+    results = read_results(list(runs.values()))
+    if len(results) and (results["metric"] == "test_acc").any():
+        table = saturation_table(results)
+        written += save_figure(plot_saturation(table), table, out, "saturation")
+
+    # Redundancy of each distilled (non-coreset) set's halves.
+    for name, syn in sets.items():
+        if syn.ipc >= 2 and str(syn.meta.get("method")) not in ("random", "herding", "kcenter"):
+            table = redundancy_table(data, syn, epochs=set_epochs, seeds=[seed])
+            written += save_figure(plot_redundancy(table), table, out, f"redundancy_{name}")
+    return written
