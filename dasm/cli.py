@@ -186,6 +186,27 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Distill and evaluate every method x IPC x seed (resumable), then draw the saturation curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .analysis.figures import save_figure
+    from .analysis.saturation import plot_saturation, saturation_table, sweep
+
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, args.data_dir, device=device)
+    over = {k: v for k, v in (("iterations", args.iterations), ("epochs", args.epochs)) if v is not None}
+    out = Path(args.out)
+    results = sweep(data, args.ipcs, args.methods, out, preset=args.preset, seeds=args.seeds,
+                    progress=not args.no_progress, **over)
+    table = saturation_table(results)
+    save_figure(plot_saturation(table), table, out, "saturation")
+    print(table[["method", "ipc", "mean", "std", "count"]].to_string(index=False))
+    print(f"\nsaturation curve: {out / 'saturation.png'} (table: {out / 'saturation.csv'})")
+    return 0
+
+
 def _run_dataset(folder: Path) -> str:
     """The dataset a run folder's set was distilled from."""
     from .synthetic import SyntheticSet
@@ -251,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factor", type=int, default=1, help="multi-formation factor of a published IDC set")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sweep", help="accuracy over IPC for several methods, and the saturation curve")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--ipcs", type=_seeds, default=[1, 10, 50], help="comma-separated IPCs (default: 1,10,50)")
+    p.add_argument("--methods", type=_names, default=["random", "idc", "dasm"])
+    p.add_argument("--seeds", type=_seeds, default=[0], help="distillation seeds (each evaluated once)")
+    p.add_argument("--preset", choices=PRESETS, default="cpu")
+    p.add_argument("--iterations", type=int, help="override the preset's distillation iterations")
+    p.add_argument("--epochs", type=int, help="override the evaluation epochs")
+    p.add_argument("--out", default="data/runs/sweep", help="run folders and saturation.{png,pdf,csv}")
+    _common(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("figures", help="regenerate every diagnosis figure from saved runs (PNG, PDF, CSV)")
     p.add_argument("--runs", nargs="*", help="run folders (searched for synthetic.pt)")

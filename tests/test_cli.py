@@ -144,3 +144,13 @@ def test_figures_needs_runs(tmp_path, capsys):
     assert "--fast" in capsys.readouterr().err
     assert main(["figures", "--runs", str(tmp_path), "--out", str(tmp_path), "--no-progress"]) == 2
     assert "No synthetic.pt found" in capsys.readouterr().err
+
+
+def test_sweep_draws_the_saturation_curve(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--dataset", "digits", "--ipcs", "1,2", "--methods", "random,dasm", "--iterations", "1",
+                 "--epochs", "3", "--out", str(out), "--no-progress"]) == 0
+    table = pd.read_csv(out / "saturation.csv")
+    assert {(m, i) for m, i in zip(table.method, table.ipc)} == {("random", 1), ("random", 2), ("dasm", 1), ("dasm", 2)}
+    assert (out / "saturation.png").exists() and (out / "saturation.pdf").exists()
+    assert "saturation curve" in capsys.readouterr().out

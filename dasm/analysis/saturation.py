@@ -52,6 +52,9 @@ def saturation_table(results: pd.DataFrame, metric: str = "test_acc", arch: str 
     return out.sort_values(order, kind="stable").reset_index(drop=True)
 
 
+DEFAULT_SEGMENTS = 5
+
+
 def sweep(data: Dataset, ipcs: list[int], methods: list[str], out: str | Path, preset: str = "cpu",
           seeds: list[int] = [0], eval_seeds: list[int] | None = None, progress: bool = True,
           **overrides: object) -> pd.DataFrame:
@@ -74,8 +77,8 @@ def sweep(data: Dataset, ipcs: list[int], methods: list[str], out: str | Path, p
             for seed in seeds:
                 run = out / f"{method}-ipc{ipc}-seed{seed}"
                 over = dict(overrides)
-                if method in DASM_METHODS[:2] and "segments" in over:
-                    over["segments"] = min(int(over["segments"]), ipc)
+                if method in DASM_METHODS[:2]:  # DASM needs at least one image per class in each segment
+                    over["segments"] = min(int(over.get("segments", DEFAULT_SEGMENTS)), ipc)
                 distill_run(data, method, ipc, run, preset=preset, seed=seed, progress=progress, **over)
                 evaluate_run(run, data, preset=preset, seeds=list(eval_seeds) if eval_seeds is not None else [seed],
                              archs=archs, epochs=epochs, progress=progress)
