@@ -6,8 +6,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import matplotlib
-
 STYLE_FILE = Path(__file__).with_name("dasm.mplstyle")
 
 # One colour per method everywhere, so a method looks the same in every figure.
@@ -31,15 +29,3 @@ def dasm_style() -> Iterator[None]:
 
     with plt.style.context(str(STYLE_FILE)):
         yield
-
-
-def headless() -> None:
-    """Use a non-interactive backend when no display is available (CLI, CI)."""
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg") and not _has_display():
-        matplotlib.use("Agg")
-
-
-def _has_display() -> bool:
-    import os
-
-    return bool(os.environ.get("DISPLAY")) or "ipykernel" in __import__("sys").modules
