@@ -22,7 +22,7 @@ from .data import Dataset
 from .distill import METHODS, distill
 from .evaluate import append_results, evaluate_set
 from .published import import_published
-from .sequential import _jsonable, dasm_distill, static_prune
+from .sequential import config_dict, dasm_distill, static_prune
 from .synthetic import SyntheticSet, SyntheticSetError, check_matches
 
 DASM_METHODS = ("dasm", "dasm-nodifficulty", "static-prune")
@@ -56,7 +56,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         if method == "dasm-nodifficulty":
             overrides["policy"] = "none"
         cfg = dasm_preset_config(preset, data.name, ipc, base_method, seed=seed, **overrides)
-        settings = _jsonable(cfg)
+        settings = config_dict(cfg)
     else:
         cfg = preset_config(preset, data.name, base_method if method == "static-prune" else method, ipc,
                             seed=seed, **overrides)

@@ -34,12 +34,12 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .difficulty import SCORES, forgetting_scores, reference_network, score_samples
+from .difficulty import SCORES, ForgettingTracker, forgetting_scores, reference_network, score_samples
 from .distill import DistillConfig, distill_segment, save_run
 from .evaluate import make_augment
 from .nets import get_network
 from .synthetic import SyntheticSet, initial_images, new_synthetic_set
-from .train import Recipe, accuracy, train_model
+from .train import Recipe, accuracy, predict, train_model
 
 POLICIES = ("window", "threshold", "weighted", "none")
 FIRST_PROBES = ("none", "real")
@@ -209,7 +209,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         log: dict = {"segment": k, "ipc": n_k}
         # 1-2. probe and scores
         scores = None
-        if k == 0 and cfg.first_probe == "none" or cfg.policy == "none":
+        if (k == 0 and cfg.first_probe == "none") or cfg.policy == "none":
             probe = None
         elif k == 0:  # no synthetic data yet: a probe trained briefly on the real data
             torch.manual_seed(base.seed)
@@ -262,7 +262,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                    seconds=time.perf_counter() - t0)
         histories.append(hist)
         logs.append(log)
-        syn.meta.update(method=_method_name(cfg), base_method=base.method, dasm=_jsonable(cfg), segment_logs=logs,
+        syn.meta.update(method=_method_name(cfg), base_method=base.method, dasm=config_dict(cfg), segment_logs=logs,
                         ipc=sum(sizes[:k + 1]))
         stopped = should_stop is not None and should_stop()
         if seg_dir is not None and not stopped:
@@ -281,14 +281,12 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         syn.save(out / "synthetic.pt")
         history.to_csv(out / "history.csv", index=False)
         seg_table.to_csv(out / "segments.csv", index=False)
-        (out / "config.json").write_text(json.dumps(_jsonable(cfg), indent=2))
+        (out / "config.json").write_text(json.dumps(config_dict(cfg), indent=2))
     return syn, history, seg_table
 
 
 def _real_forgetting(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, seed: int, checkpoints: int = 10) -> Tensor:
     """Forgetting of the REAL samples while a probe trains on ``syn``: correctness checked ``checkpoints`` times."""
-    from .difficulty import ForgettingTracker
-
     tracker = ForgettingTracker(len(data.y_train), device=data.device)
     recipe = Recipe(epochs=cfg.probe_epochs)
     every = max(1, recipe.epochs // checkpoints)
@@ -298,8 +296,6 @@ def _real_forgetting(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, seed: in
 
     def check(log: dict) -> None:
         if (log["epoch"] + 1) % every == 0:
-            from .train import predict
-
             pred = predict(net, data.x_train, data.normalize).argmax(1)
             tracker.update(all_ix, pred == data.y_train)
 
@@ -315,7 +311,8 @@ def _method_name(cfg: DasmConfig) -> str:
     return "dasm"
 
 
-def _jsonable(cfg: DasmConfig) -> dict:
+def config_dict(cfg: DasmConfig) -> dict:
+    """``cfg`` as plain JSON values (what ``config.json`` stores and resumed runs are compared with)."""
     d = asdict(cfg)
     return json.loads(json.dumps(d, default=str))
 
