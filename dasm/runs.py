@@ -37,11 +37,16 @@ def _timing_row(data: Dataset, method: str, ipc: int, seed: int, seconds: float,
 
 def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *, preset: str = "cpu",
                 seed: int = 0, progress: bool = True, callback: Callable[[dict], None] | None = None,
-                should_stop: Callable[[], bool] | None = None, **overrides: object) -> SyntheticSet:
+                should_stop: Callable[[], bool] | None = None,
+                on_segment: Callable[[dict, SyntheticSet], None] | None = None,
+                **overrides: object) -> SyntheticSet:
     """Make the ``ipc``-per-class set of ``method`` in ``out`` and return it.
 
     A finished run with the same settings is loaded instead of recomputed; an interrupted one
     resumes from its checkpoint. The distillation's wall time is appended to ``results.csv``.
+    ``callback(log)`` runs after every distillation iteration and ``should_stop()`` ends it early
+    (see :func:`dasm.distill.distill_segment`); ``on_segment(log, syn)`` runs when a DASM segment
+    finishes (``dasm`` and ``dasm-nodifficulty`` only; see :func:`dasm.sequential.dasm_distill`).
     """
     method = method.lower()
     if method not in ALL_METHODS:
@@ -78,7 +83,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
     else:
         if method in ("dasm", "dasm-nodifficulty"):
             syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
-                                     should_stop=should_stop)
+                                     should_stop=should_stop, on_segment=on_segment)
         elif method == "static-prune":
             syn, _, _ = static_prune(data, cfg, drop=drop, out=out, progress=progress)
         else:
