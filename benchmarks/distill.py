@@ -21,19 +21,16 @@ plus the distillation wall time as metric=seconds, arch="-").
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-import pandas as pd
+from cells import ROOT, RUNS, parse_cells, run_cell
 
 from dasm.data import load_dataset
 from dasm.device import resolve_device
-from dasm.evaluate import append_results, summarize
-from dasm.runs import distill_run, evaluate_run
+from dasm.evaluate import summarize
 
-ROOT = Path(__file__).resolve().parent
 SUITES = {
-    "engine": ["random:10", "idc:10", "dsa:10", "idc:1", "random:1"],
-    "dasm": ["idc:10", "dasm:10", "idc:50", "dasm:50", "static-prune:50", "dasm-nodifficulty:50"],
+    "engine": "random:10,idc:10,dsa:10,idc:1,random:1",
+    "dasm": "idc:10,dasm:10,idc:50,dasm:50,static-prune:50,dasm-nodifficulty:50",
 }
 
 
@@ -45,25 +42,13 @@ def main() -> None:
     p.add_argument("--cells", help="method:ipc pairs, comma-separated (default: the suite's)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--device", default="auto")
-    p.add_argument("--runs", default=str(ROOT.parent / "data" / "runs" / "bench"), help="run folders")
+    p.add_argument("--runs", default=str(RUNS), help="run folders")
     args = p.parse_args()
-    device = resolve_device(args.device)
-    data = load_dataset(args.dataset, device=device)
+    data = load_dataset(args.dataset, device=resolve_device(args.device))
     table = ROOT / "results" / f"{args.suite}_{data.name}_{args.preset}.csv"
-    cells = args.cells or ",".join(SUITES[args.suite])
-    done = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=["method", "ipc", "seed", "metric"])
     for seed in [int(s) for s in args.seeds.split(",")]:
-        for cell in cells.split(","):
-            method, ipc = cell.split(":")[0], int(cell.split(":")[1])
-            hit = done[(done.method == method) & (done.ipc == ipc) & (done.seed == seed) & (done.metric == "test_acc")]
-            if len(hit):
-                continue
-            out = Path(args.runs) / data.name / args.preset / f"{method}-ipc{ipc}-seed{seed}"
-            distill_run(data, method, ipc, out, preset=args.preset, seed=seed)
-            evaluate_run(out, data, preset=args.preset, seeds=[seed])
-            rows = pd.read_csv(out / "results.csv").assign(preset=args.preset, device=device.type)
-            rows = rows[(rows.metric != "seconds") | (rows.arch == "-") | (rows.protocol != "distill")]
-            done = append_results(rows, table)
+        for method, ipc in parse_cells(args.cells or SUITES[args.suite]):
+            done = run_cell(data, method, ipc, seed, table, preset=args.preset, runs=args.runs)
             print(summarize(done).to_string(index=False), flush=True)
 
 

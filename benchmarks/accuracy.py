@@ -1,0 +1,150 @@
+"""Accuracy suite: every method x IPC {1, 10, 50} x 3 seeds on digits and Fashion-MNIST (cpu preset).
+
+Rows: coresets (random, herding), the base distillers (DC, DSA, DM, IDC), DASM with 5
+segments and its ablations (sequential without difficulty, static pruning). DASM and its
+sequential ablation need at least one image per segment, so they start at IPC 10 (at IPC 1,
+K = 1 *is* plain IDC). Evaluation: ConvNet under the preset's protocol; for IDC and DASM at
+IPC 10 also MLP, LeNet and ResNet-18 (cross-architecture columns).
+
+On digits (8x8, about 143 training images per class) IPC 50 is about 35% of each class, so
+coresets there are no longer "small": the curve is expected to flatten toward full data.
+
+    python benchmarks/accuracy.py --quick        # digits, seed 0: minutes
+    python benchmarks/accuracy.py                # both datasets, 3 seeds: many hours on 2 cores
+    python benchmarks/accuracy.py --table        # only re-render the Markdown table
+
+Resumable (finished cells are skipped). Writes benchmarks/results/accuracy_<dataset>_<preset>.csv
+and renders benchmarks/results/accuracy_<preset>.md next to the published numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+from cells import ROOT, RUNS, run_cell
+
+from dasm.config import preset_config, preset_protocol
+from dasm.data import load_dataset
+from dasm.device import resolve_device
+
+METHODS = ["random", "herding", "dc", "dsa", "dm", "idc", "dasm", "dasm-nodifficulty", "static-prune"]
+SEQUENTIAL = {"dasm", "dasm-nodifficulty"}
+IPCS = [1, 10, 50]
+CROSS_ARCH = {"methods": ("idc", "dasm"), "ipc": 10, "archs": ["convnet", "mlp", "lenet", "resnet18"]}
+DATASETS = ["digits", "fashion-mnist"]
+
+# DESIGN.md section 4: ConvNet test accuracy on Fashion-MNIST, IPC 1/10/50, as published
+# (1000-epoch evaluation, full distillation budgets on a GPU).
+PUBLISHED = {
+    ("fashion-mnist", "dc"): (70.5, 82.3, 83.6),
+    ("fashion-mnist", "dsa"): (70.6, 84.6, 88.7),
+    ("fashion-mnist", "idc"): (81.0, 86.0, 86.2),
+}
+
+
+def cells(ipcs: list[int], methods: list[str]) -> list[tuple[str, int]]:
+    """The (method, IPC) cells of the suite, skipping sequential methods below 2 images per class."""
+    return [(m, i) for i in ipcs for m in methods if not (m in SEQUENTIAL and i < 2)]
+
+
+def archs_for(method: str, ipc: int) -> list[str]:
+    """Evaluation networks of a cell: ConvNet, plus the cross-architecture ones for IDC/DASM at IPC 10."""
+    if method in CROSS_ARCH["methods"] and ipc == CROSS_ARCH["ipc"]:
+        return CROSS_ARCH["archs"]
+    return ["convnet"]
+
+
+def _cell_text(values: pd.Series) -> str:
+    if values.empty:
+        return ""
+    std = values.std() if len(values) > 1 else 0.0
+    return f"{values.mean():.1f} ± {std:.1f} ({len(values)})"
+
+
+def markdown_table(results: pd.DataFrame, dataset: str, ipcs: list[int] = IPCS) -> str:
+    """Method x IPC table of mean ± std (seeds) test accuracy on ConvNet, with the published numbers."""
+    acc = results[(results.metric == "test_acc") & (results.dataset == dataset) & (results.arch == "convnet")]
+    lines = ["| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " | published (IPC " + "/".join(map(str, ipcs))
+             + ") |", "|---" * (len(ipcs) + 2) + "|"]
+    for m in [m for m in METHODS if m in set(acc.method)]:
+        row = [_cell_text(acc[(acc.method == m) & (acc.ipc == i)].value) for i in ipcs]
+        pub = PUBLISHED.get((dataset, m))
+        lines.append(f"| {m} | " + " | ".join(row) + f" | {'/'.join(map(str, pub)) if pub else ''} |")
+    full = results[(results.dataset == dataset) & (results.method == "full") & (results.metric == "test_acc")]
+    if len(full):
+        lines.append(f"| full data | {_cell_text(full.value)} |" + " |" * len(ipcs))
+    return "\n".join(lines)
+
+
+def cross_arch_table(results: pd.DataFrame, dataset: str) -> str:
+    """Method x architecture table at the cross-architecture IPC."""
+    acc = results[(results.metric == "test_acc") & (results.dataset == dataset)
+                  & (results.ipc == CROSS_ARCH["ipc"]) & results.method.isin(CROSS_ARCH["methods"])]
+    if acc.empty:
+        return ""
+    archs = CROSS_ARCH["archs"]
+    lines = ["| method | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
+    for m in CROSS_ARCH["methods"]:
+        lines.append(f"| {m} | " + " | ".join(_cell_text(acc[(acc.method == m) & (acc.arch == a)].value)
+                                            for a in archs) + " |")
+    return "\n".join(lines)
+
+
+def protocol_notes(preset: str, dataset: str) -> str:
+    """How this table's protocol differs from the published one, stated from the preset itself."""
+    proto = preset_protocol(preset, dataset, "idc")
+    idc = preset_config(preset, dataset, "idc", 10)
+    return (f"Protocol ({preset} preset): evaluation `{proto.id}` (published: 1000 epochs); IDC matches "
+            f"with a width-{idc.width} ConvNet for {idc.iterations} x {idc.match_steps} steps, factor {idc.factor} "
+            f"(published: width 128, 2000 x 100, factor 2). Each cell distills and evaluates with the same seed; "
+            "mean ± std over seeds (count in brackets).")
+
+
+def render(preset: str, datasets: list[str]) -> str:
+    """The Markdown of every dataset's tables, written next to the CSVs."""
+    parts = [f"# Accuracy suite ({preset} preset)\n", "Made by `python benchmarks/accuracy.py`; "
+             "numbers are ConvNet test accuracy in percent.\n"]
+    for name in datasets:
+        path = ROOT / "results" / f"accuracy_{name}_{preset}.csv"
+        if not path.exists():
+            continue
+        results = pd.read_csv(path)
+        parts += [f"## {name}\n", markdown_table(results, name), "", protocol_notes(preset, name), ""]
+        cross = cross_arch_table(results, name)
+        if cross:
+            parts += [f"Cross-architecture, IPC {CROSS_ARCH['ipc']}:\n", cross, ""]
+    text = "\n".join(parts)
+    (ROOT / "results" / f"accuracy_{preset}.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="digits only, seed 0")
+    p.add_argument("--table", action="store_true", help="only render the Markdown table from the CSVs")
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--ipcs", default=",".join(map(str, IPCS)))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs", default=str(RUNS))
+    args = p.parse_args()
+    datasets = ["digits"] if args.quick else args.datasets.split(",")
+    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+    if not args.table:
+        device = resolve_device(args.device)
+        for name in datasets:
+            data = load_dataset(name, device=device)
+            table = ROOT / "results" / f"accuracy_{data.name}_{args.preset}.csv"
+            for seed in seeds:
+                for method, ipc in cells([int(i) for i in args.ipcs.split(",")], args.methods.split(",")):
+                    run_cell(data, method, ipc, seed, table, preset=args.preset,
+                             archs=archs_for(method, ipc), runs=args.runs)
+            render(args.preset, datasets)
+    print(render(args.preset, DATASETS))
+
+
+if __name__ == "__main__":
+    main()

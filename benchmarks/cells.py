@@ -1,0 +1,60 @@
+"""One benchmark cell = (method, IPC, seed): distill with that seed, evaluate with the same seed.
+
+Shared by ``distill.py`` and ``accuracy.py``. A cell whose test accuracy is already in the
+result table is skipped, so every suite resumes where it stopped; the run folders keep the
+distillation checkpoints, so even a cell cut off half-way resumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dasm.data import Dataset
+from dasm.evaluate import append_results
+from dasm.runs import distill_run, evaluate_run
+
+ROOT = Path(__file__).resolve().parent
+RUNS = ROOT.parent / "data" / "runs" / "bench"
+
+
+def parse_cells(text: str) -> list[tuple[str, int]]:
+    """``"idc:10,dsa:1"`` -> ``[("idc", 10), ("dsa", 1)]``."""
+    cells = []
+    for item in text.split(","):
+        method, _, ipc = item.strip().partition(":")
+        if not ipc.isdigit():
+            raise ValueError(f"Cell {item!r} is not method:ipc (e.g. idc:10).")
+        cells.append((method, int(ipc)))
+    return cells
+
+
+def has_row(table: pd.DataFrame, method: str, ipc: int, seed: int, arch: str = "convnet") -> bool:
+    """Whether ``table`` already holds the test accuracy of this cell on ``arch``."""
+    if table.empty:
+        return False
+    hit = table[(table.method == method) & (table.ipc == ipc) & (table.seed == seed)
+                & (table.metric == "test_acc") & (table.arch == arch)]
+    return len(hit) > 0
+
+
+def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, *, preset: str = "cpu",
+             archs: list[str] | None = None, runs: Path = RUNS, progress: bool = True) -> pd.DataFrame:
+    """Distill and evaluate one cell (skipping what is done) and append its rows to ``table_path``."""
+    table = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(
+        columns=["method", "ipc", "seed", "metric", "arch"])
+    archs = archs or ["convnet"]
+    if all(has_row(table, method, ipc, seed, a) for a in archs):
+        return table
+    out = Path(runs) / data.name / preset / f"{method}-ipc{ipc}-seed{seed}"
+    distill_run(data, method, ipc, out, preset=preset, seed=seed, progress=progress)
+    evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=archs, progress=progress)
+    evals = evals[[not has_row(table, method, ipc, seed, a) for a in evals.arch]]
+    runs_table = pd.read_csv(out / "results.csv")
+    timing = runs_table[(runs_table.protocol == "distill") & (runs_table.seed == seed)].tail(1)
+    if not table.empty and ((table.method == method) & (table.ipc == ipc) & (table.seed == seed)
+                            & (table.protocol == "distill")).any():
+        timing = timing.iloc[:0]
+    new = pd.concat([timing, evals], ignore_index=True).assign(preset=preset, device=data.device.type)
+    return append_results(new, table_path)

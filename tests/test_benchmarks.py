@@ -1,0 +1,48 @@
+"""The benchmark scripts' table logic (the suites themselves are run on purpose, not in tests)."""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import accuracy  # noqa: E402
+import cells  # noqa: E402
+
+
+def _rows(method, ipc, values, arch="convnet", dataset="fashion-mnist"):
+    return [{"dataset": dataset, "method": method, "ipc": ipc, "seed": s, "arch": arch, "metric": "test_acc",
+             "value": v, "protocol": "p"} for s, v in enumerate(values)]
+
+
+def test_parse_cells_and_bad_cell():
+    assert cells.parse_cells("idc:10, dsa:1") == [("idc", 10), ("dsa", 1)]
+    with pytest.raises(ValueError, match="method:ipc"):
+        cells.parse_cells("idc10")
+
+
+def test_has_row_looks_at_method_ipc_seed_and_arch():
+    table = pd.DataFrame(_rows("idc", 10, [80.0, 81.0]))
+    assert cells.has_row(table, "idc", 10, 1)
+    assert not cells.has_row(table, "idc", 10, 2)
+    assert not cells.has_row(table, "idc", 10, 0, arch="mlp")
+    assert not cells.has_row(pd.DataFrame(), "idc", 10, 0)
+
+
+def test_suite_skips_sequential_methods_below_two_images_per_class():
+    got = accuracy.cells([1, 10], ["idc", "dasm"])
+    assert got == [("idc", 1), ("idc", 10), ("dasm", 10)]
+    assert accuracy.archs_for("idc", 10)[0] == "convnet" and len(accuracy.archs_for("idc", 10)) == 4
+    assert accuracy.archs_for("random", 10) == ["convnet"]
+
+
+def test_markdown_table_shows_mean_std_count_and_published():
+    table = pd.DataFrame(_rows("idc", 10, [80.0, 82.0]) + _rows("idc", 1, [70.0]) + _rows("random", 10, [75.0])
+                         + _rows("idc", 10, [50.0], arch="mlp"))
+    md = accuracy.markdown_table(table, "fashion-mnist")
+    idc_line = next(line for line in md.splitlines() if line.startswith("| idc |"))
+    assert "81.0 ± 1.4 (2)" in idc_line and "70.0 ± 0.0 (1)" in idc_line and "81.0/86.0/86.2" in idc_line
+    assert "50.0" not in md  # the MLP row belongs to the cross-architecture table
+    assert "50.0 ± 0.0 (1)" in accuracy.cross_arch_table(table, "fashion-mnist")
