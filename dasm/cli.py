@@ -14,18 +14,18 @@ from pathlib import Path
 import pandas as pd
 
 from . import data as data_mod
-from .config import PRESETS, preset_config, preset_protocol
+from .config import PRESETS
 from .coreset import CORESET_METHODS
 from .data import DatasetNotFoundError, load_dataset
 from .device import resolve_device
 from .difficulty import SCORES
 from .distill import METHODS, DistillationDivergedError
-from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set, summarize
+from .evaluate import REAL_RECIPES, summarize
 from .nets import list_networks
-from .runs import DASM_METHODS, distill_run, evaluate_run, load_run_set
+from .runs import DASM_METHODS, distill_run, evaluate_run, full_data_run, load_run_set
 from .sequential import POLICIES
 from .synthetic import SyntheticSetError
-from .train import SCHEDULES, TrainingDivergedError
+from .train import SCHEDULES, Recipe, TrainingDivergedError
 
 
 
@@ -78,15 +78,11 @@ def cmd_train_real(args: argparse.Namespace) -> int:
     """Train on the full training set: the reference accuracy every distilled set is compared to."""
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device=device)
-    recipe = _recipe(args, REAL_RECIPES[data.name])
     out = Path(args.out)
-    n_per_class = round(len(data.y_train) / data.num_classes)
-    df = evaluate_set(data, data.x_train, data.y_train, method="full", ipc=n_per_class,
-                      protocol=Protocol(arch=args.arch, recipe=recipe), seeds=args.seeds,
-                      progress=not args.no_progress, checkpoint_dir=out / "checkpoints")
-    table = append_results(df, out / "results.csv")
+    df = full_data_run(data, out, seeds=args.seeds, arch=args.arch, recipe=_recipe(args, REAL_RECIPES[data.name]),
+                       progress=not args.no_progress)
     print(summarize(df).to_string(index=False))
-    print(f"\n{len(df)} rows appended to {out / 'results.csv'} ({len(table)} rows in all)")
+    print(f"\nrows in {out / 'results.csv'} (seeds already there were not trained again)")
     return 0
 
 
@@ -137,10 +133,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = load_dataset("digits", device=device)
     out = Path(args.out)
     progress = not args.no_progress
-    frames = [evaluate_set(data, data.x_train, data.y_train, method="full",
-                           ipc=round(len(data.y_train) / data.num_classes),
-                           protocol=Protocol(recipe=replace(REAL_RECIPES["digits"], epochs=args.real_epochs)),
-                           seeds=args.seeds, progress=progress)]
+    frames = [full_data_run(data, out / "full", seeds=args.seeds,
+                            recipe=replace(REAL_RECIPES["digits"], epochs=args.real_epochs), progress=progress)]
     for ipc in args.ipcs:
         for method in args.methods:
             run = out / f"{method}-ipc{ipc}"
@@ -151,9 +145,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             frames.append(evaluate_run(run, data, preset="cpu", seeds=args.seeds, epochs=args.epochs,
                                        progress=progress))
     df = pd.concat(frames, ignore_index=True)
-    append_results(df, out / "results.csv")
+    df.to_csv(out / "demo.csv", index=False)  # this demo's rows; each run folder keeps its own results.csv
     _print_table(df, "Test accuracy on digits (%, mean ± std over seeds " + ",".join(map(str, args.seeds)) + "):")
-    print(f"\nresults: {out / 'results.csv'}; synthetic images: {out}/*/synthetic.png")
+    print(f"\nresults: {out / 'demo.csv'}; synthetic images: {out}/*/synthetic.png")
     return 0
 
 

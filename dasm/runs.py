@@ -20,10 +20,11 @@ from .config import dasm_preset_config, preset_config, preset_protocol
 from .coreset import CORESET_METHODS, select_coreset
 from .data import Dataset
 from .distill import METHODS, distill
-from .evaluate import append_results, evaluate_set
+from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set
 from .published import import_published
 from .sequential import config_dict, dasm_distill, static_prune
 from .synthetic import SyntheticSet, SyntheticSetError, check_matches
+from .train import Recipe
 
 DASM_METHODS = ("dasm", "dasm-nodifficulty", "static-prune")
 ALL_METHODS = CORESET_METHODS + METHODS + DASM_METHODS
@@ -117,9 +118,10 @@ def load_run_set(path: str | os.PathLike, *, import_format: str | None = None, d
 def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu", seeds: list[int] = (0, 1, 2),
                  archs: list[str] | None = None, epochs: int | None = None, progress: bool = True,
                  syn: SyntheticSet | None = None) -> pd.DataFrame:
-    """Evaluate the set of a run under ``preset``'s protocol, append to its ``results.csv``, return the new rows.
+    """Evaluate the set of a run under ``preset``'s protocol, append to its ``results.csv``, return its rows.
 
-    (seed, arch, protocol) combinations already in the table are not trained again.
+    The returned rows are those of ``seeds`` x ``archs`` under this protocol, whether trained now or
+    earlier: (seed, arch, protocol) combinations already in the table are not trained again.
     """
     if syn is None:
         syn, folder = load_run_set(path)
@@ -132,7 +134,6 @@ def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu",
     table_path = folder / "results.csv"
     done = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(columns=["seed", "arch", "protocol"])
     x, y = syn.decoded()
-    frames = []
     for arch in archs or [protocol.arch]:
         proto = protocol.with_arch(arch)
         have = set(done[(done["protocol"] == proto.id)]["seed"].astype(int)) if len(done) else set()
@@ -144,11 +145,32 @@ def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu",
                           checkpoint_dir=folder / "eval-checkpoints", preset=preset, factor=syn.factor,
                           segments=len(syn.segments))
         append_results(df, table_path)
-        frames.append(df)
-    if frames:
-        return pd.concat(frames, ignore_index=True)
-    sel = done[done["protocol"].isin([protocol.with_arch(a).id for a in archs or [protocol.arch]])]
-    return sel[sel["seed"].isin(list(seeds))].reset_index(drop=True)
+    done = pd.read_csv(table_path) if table_path.exists() else done
+    ids = [protocol.with_arch(a).id for a in archs or [protocol.arch]]
+    sel = done[done["protocol"].isin(ids) & done["seed"].astype(int).isin(list(seeds))]
+    return sel.reset_index(drop=True)
+
+
+def full_data_run(data: Dataset, out: str | os.PathLike, *, seeds: list[int] = (0,), arch: str = "convnet",
+                  recipe: Recipe | None = None, progress: bool = True) -> pd.DataFrame:
+    """The full-data reference: train ``arch`` on all of ``data``'s training set, rows appended to ``out/results.csv``.
+
+    ``recipe`` defaults to the dataset's :data:`~dasm.evaluate.REAL_RECIPES` entry. Seeds already
+    in the table under the same protocol are not trained again (per-epoch checkpoints under
+    ``out/checkpoints`` resume an interrupted one); returns the rows of ``seeds``.
+    """
+    out = Path(out)
+    protocol = Protocol(arch=arch, recipe=recipe or REAL_RECIPES[data.name])
+    table_path = out / "results.csv"
+    done = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(columns=["seed", "protocol"])
+    have = set(done[done["protocol"] == protocol.id]["seed"].astype(int))
+    todo = [s for s in seeds if s not in have]
+    if todo:
+        df = evaluate_set(data, data.x_train, data.y_train, method="full",
+                          ipc=round(len(data.y_train) / data.num_classes), protocol=protocol, seeds=todo,
+                          progress=progress, checkpoint_dir=out / "checkpoints")
+        done = append_results(df, table_path)
+    return done[(done["protocol"] == protocol.id) & done["seed"].astype(int).isin(list(seeds))].reset_index(drop=True)
 
 
 def read_results(paths: list[str | os.PathLike]) -> pd.DataFrame:

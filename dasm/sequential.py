@@ -151,7 +151,8 @@ def _pool_log(scores: Tensor | None, pools: list[Tensor], k: int, cfg: DasmConfi
     counts = [len(p) for p in pools]
     log = {"segment": k, "pool_size": sum(counts), "pool_min_class": min(counts), "pool_max_class": max(counts),
            "class_counts": json.dumps(counts)}
-    lo, hi = window_bounds(k, cfg.segments, cfg.window)
+    # without scores (no probe, or policy "none") the segment sees every real sample
+    lo, hi = window_bounds(k, cfg.segments, cfg.window) if scores is not None else (0.0, 1.0)
     log.update(quantile_lo=lo, quantile_hi=hi)
     if scores is not None:
         chosen = torch.cat(pools)

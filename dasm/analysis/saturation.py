@@ -53,6 +53,10 @@ def saturation_table(results: pd.DataFrame, metric: str = "test_acc", arch: str 
 
 
 DEFAULT_SEGMENTS = 5
+# Knobs only the sequential methods take (DasmConfig fields and static pruning's drop); a sweep
+# passes them to DASM and its ablations and leaves them out for coresets and base distillers.
+SEQUENTIAL_KNOBS = {"segments", "sizes", "score", "policy", "window", "first_probe", "probe_epochs", "probe_width",
+                    "reference_epochs", "iterations_per_segment", "drop", "base"}
 
 
 def sweep(data: Dataset, ipcs: list[int], methods: list[str], out: str | Path, preset: str = "cpu",
@@ -63,7 +67,8 @@ def sweep(data: Dataset, ipcs: list[int], methods: list[str], out: str | Path, p
 
     ``overrides`` go to :func:`dasm.runs.distill_run` (e.g. ``iterations=20``), except ``epochs`` and
     ``archs``, which go to :func:`dasm.runs.evaluate_run`. ``eval_seeds=None`` evaluates each run once,
-    with its own distillation seed; DASM's ``segments`` is capped at the IPC.
+    with its own distillation seed; DASM's ``segments`` is capped at the IPC, and DASM-only knobs
+    (:data:`SEQUENTIAL_KNOBS`) reach only the sequential methods.
     """
     ipcs, methods, seeds = list(ipcs), [m.lower() for m in methods], list(seeds)
     if not ipcs or not methods or not seeds:
@@ -76,9 +81,9 @@ def sweep(data: Dataset, ipcs: list[int], methods: list[str], out: str | Path, p
         for ipc in ipcs:
             for seed in seeds:
                 run = out / f"{method}-ipc{ipc}-seed{seed}"
-                over = dict(overrides)
+                over = {k: v for k, v in overrides.items() if method in DASM_METHODS or k not in SEQUENTIAL_KNOBS}
                 if method in DASM_METHODS[:2]:  # DASM needs at least one image per class in each segment
-                    over["segments"] = min(int(over.get("segments", DEFAULT_SEGMENTS)), ipc)
+                    over["segments"] = min(int(over.get("segments") or DEFAULT_SEGMENTS), ipc)
                 distill_run(data, method, ipc, run, preset=preset, seed=seed, progress=progress, **over)
                 evaluate_run(run, data, preset=preset, seeds=list(eval_seeds) if eval_seeds is not None else [seed],
                              archs=archs, epochs=epochs, progress=progress)

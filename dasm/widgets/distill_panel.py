@@ -186,7 +186,8 @@ class DistillPanel(Panel):
     def run(self, block: bool = False) -> threading.Thread:
         """Start the run the controls describe in a background thread (the Run button); return the thread.
 
-        ``block=True`` waits for it to end. Raises RuntimeError while another run is under way.
+        ``block=True`` waits for it to end and re-raises the run's error, if any. Raises RuntimeError
+        while another run is under way.
         """
         if self.running:
             raise RuntimeError("A run is under way: stop it or wait for it first.")
@@ -196,6 +197,8 @@ class DistillPanel(Panel):
         self.thread.start()
         if block:
             self.thread.join()
+            if self.error is not None:
+                raise self.error
         return self.thread
 
     def stop(self) -> None:

@@ -1,0 +1,40 @@
+"""Run folders: presets taking None as "the preset's value", re-evaluation returning old rows, full-data runs."""
+
+import pandas as pd
+
+from dasm.analysis.saturation import sweep
+from dasm.config import dasm_preset_config, preset_config
+from dasm.runs import distill_run, evaluate_run, full_data_run
+from dasm.train import Recipe
+
+
+def test_none_override_keeps_the_preset_value():
+    assert preset_config("cpu", "digits", "idc", 10, iterations=None).iterations == \
+        preset_config("cpu", "digits", "idc", 10).iterations
+    assert dasm_preset_config("cpu", "digits", 10, segments=None, iterations=None).segments == 5
+
+
+def test_evaluate_run_returns_rows_trained_earlier(digits, tmp_path):
+    distill_run(digits, "random", 2, tmp_path, progress=False)
+    first = evaluate_run(tmp_path, digits, seeds=[0], epochs=2, progress=False)
+    both = evaluate_run(tmp_path, digits, seeds=[0, 1], epochs=2, progress=False)
+    acc = both[both.metric == "test_acc"]
+    assert sorted(acc.seed) == [0, 1]
+    assert acc[acc.seed == 0].value.iloc[0] == first[first.metric == "test_acc"].value.iloc[0]
+    assert len(pd.read_csv(tmp_path / "results.csv").query("metric == 'test_acc'")) == 2  # seed 0 not retrained
+
+
+def test_full_data_run_skips_done_seeds(digits, tmp_path):
+    recipe = Recipe(epochs=1, augment="none")
+    first = full_data_run(digits, tmp_path, seeds=[0], recipe=recipe, progress=False)
+    again = full_data_run(digits, tmp_path, seeds=[0], recipe=recipe, progress=False)
+    assert set(first.method) == {"full"} and first.equals(again)
+    assert len(pd.read_csv(tmp_path / "results.csv")) == len(first)
+
+
+def test_sweep_gives_dasm_knobs_to_dasm_only(digits, tmp_path):
+    results = sweep(digits, [2], ["random", "idc", "dasm"], tmp_path, iterations=1, epochs=1, segments=2,
+                    probe_epochs=1, progress=False)
+    acc = results[results.metric == "test_acc"]
+    assert set(acc.method) == {"random", "idc", "dasm"}
+    assert acc[acc.method == "dasm"].segments.iloc[0] == 2
