@@ -51,7 +51,6 @@ from dasm.evaluate import summarize
 from dasm.runs import distill_run, evaluate_run
 
 out = Path(OUT) / f"{DATASET}-ipc{IPC}"
-overrides = {} if ITERATIONS is None else {"iterations": ITERATIONS}
 
 
 def show_images(x, y, per_class, title, classes):
@@ -102,7 +101,7 @@ show_images(data.x_train[idx], data.y_train[idx], show_k, f"real {DATASET} image
 # same size into its own folder.
 
 # %%
-syn = distill_run(data, "idc", IPC, out / "idc", preset=PRESET, **overrides)
+syn = distill_run(data, "idc", IPC, out / "idc", preset=PRESET, iterations=ITERATIONS)
 coreset = distill_run(data, "random", IPC, out / "random", preset=PRESET)
 syn
 

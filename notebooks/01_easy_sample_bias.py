@@ -59,7 +59,6 @@ from dasm.nets import get_network
 from dasm.runs import distill_run
 
 out = Path(OUT) / f"{DATASET}-ipc{IPC}"
-overrides = {} if ITERATIONS is None else {"iterations": ITERATIONS}
 data = load_dataset(DATASET, device=resolve_device(DEVICE))
 data
 
@@ -103,7 +102,7 @@ fig = plot_difficulty_histogram(difficulty_table(data, loss, score_name="loss"))
 # %%
 sets = {
     "random": distill_run(data, "random", IPC, out / "random", preset=PRESET, seed=SEED),
-    "idc": distill_run(data, "idc", IPC, out / "idc", preset=PRESET, seed=SEED, **overrides),
+    "idc": distill_run(data, "idc", IPC, out / "idc", preset=PRESET, seed=SEED, iterations=ITERATIONS),
 }
 nets = {name: train_on_set(data, *syn.decoded(), epochs=SET_EPOCHS, seed=SEED) for name, syn in sets.items()}
 

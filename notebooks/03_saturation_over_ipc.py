@@ -47,14 +47,13 @@ DEVICE = "auto"             # "auto", "cpu" or "cuda"
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 
 from dasm.analysis.figures import save_figure
 from dasm.analysis.saturation import plot_saturation, saturation_table, sweep
 from dasm.data import load_dataset
 from dasm.device import resolve_device
-from dasm.evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set
-from dasm.runs import DASM_METHODS, read_results
+from dasm.evaluate import REAL_RECIPES
+from dasm.runs import full_data_run, read_results
 
 out = Path(OUT) / DATASET
 data = load_dataset(DATASET, device=resolve_device(DEVICE))
@@ -66,21 +65,12 @@ data
 # `sweep(data, ipcs, methods, out, ...)` distills (or selects) and evaluates every
 # combination into `out/<method>-ipc<ipc>-seed<seed>` and returns every `results.csv`
 # under `out` as one tidy table. Extra keywords go to `distill_run` (`iterations`) or to
-# `evaluate_run` (`epochs`). DASM's own settings (`segments`) only make sense for DASM,
-# so the DASM runs get their own call.
+# `evaluate_run` (`epochs`); `None` keeps the preset's value. DASM's own settings
+# (`segments`) reach only DASM, and are capped at the IPC.
 
 # %%
-common = {"preset": PRESET, "seeds": SEEDS}
-if ITERATIONS is not None:
-    common["iterations"] = ITERATIONS
-if EVAL_EPOCHS is not None:
-    common["epochs"] = EVAL_EPOCHS
-others = [m for m in METHODS if m not in DASM_METHODS]
-dasm_methods = [m for m in METHODS if m in DASM_METHODS]
-if others:
-    sweep(data, IPCS, others, out, **common)
-if dasm_methods:
-    sweep(data, IPCS, dasm_methods, out, segments=SEGMENTS, **common)
+sweep(data, IPCS, METHODS, out, preset=PRESET, seeds=SEEDS, iterations=ITERATIONS, epochs=EVAL_EPOCHS,
+      segments=SEGMENTS);
 
 # %% [markdown]
 # ## 2. The ceiling: training on all the data
@@ -90,16 +80,9 @@ if dasm_methods:
 # `method = "full"`, which the saturation table keeps apart as the horizontal line.
 
 # %%
-full_results = out / "full" / "results.csv"
-if not full_results.exists():
-    recipe = REAL_RECIPES[data.name]
-    if FULL_EPOCHS is not None:
-        recipe = replace(recipe, epochs=FULL_EPOCHS)
-    full = evaluate_set(data, data.x_train, data.y_train, method="full",
-                        ipc=round(len(data.y_train) / data.num_classes), protocol=Protocol(recipe=recipe),
-                        seeds=SEEDS)
-    append_results(full, full_results)
-pd.read_csv(full_results).query("metric == 'test_acc'")[["method", "seed", "value", "protocol"]]
+recipe = REAL_RECIPES[data.name] if FULL_EPOCHS is None else replace(REAL_RECIPES[data.name], epochs=FULL_EPOCHS)
+full = full_data_run(data, out / "full", seeds=SEEDS, recipe=recipe)
+full.query("metric == 'test_acc'")[["method", "seed", "value", "protocol"]]
 
 # %% [markdown]
 # ## 3. The saturation table

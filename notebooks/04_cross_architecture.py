@@ -38,9 +38,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from IPython.display import display
 
 from dasm.analysis.style import dasm_style
-from dasm.coreset import CORESET_METHODS
 from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import summarize
@@ -71,13 +71,9 @@ list_networks()
 # %%
 runs = {}
 for method in METHODS:
-    over = {}
-    if ITERATIONS is not None and method not in CORESET_METHODS:
-        over["iterations"] = ITERATIONS
-    if method in DASM_METHODS[:2]:
-        over["segments"] = min(SEGMENTS, IPC)
+    over = {"segments": min(SEGMENTS, IPC)} if method in DASM_METHODS[:2] else {}
     runs[method] = out / method
-    distill_run(data, method, IPC, runs[method], preset=PRESET, **over)
+    distill_run(data, method, IPC, runs[method], preset=PRESET, iterations=ITERATIONS, **over)
 pd.Series({m: str(p) for m, p in runs.items()}, name="run folder").to_frame()
 
 # %% [markdown]
@@ -88,8 +84,8 @@ pd.Series({m: str(p) for m, p in runs.items()}, name="run folder").to_frame()
 # appends to the run's `results.csv`; evaluations already there are not repeated.
 
 # %%
-results = pd.concat([evaluate_run(path, data, preset=PRESET, archs=[arch], seeds=SEEDS, epochs=EVAL_EPOCHS)
-                     for path in runs.values() for arch in ARCHS], ignore_index=True)
+results = pd.concat([evaluate_run(path, data, preset=PRESET, archs=ARCHS, seeds=SEEDS, epochs=EVAL_EPOCHS)
+                     for path in runs.values()], ignore_index=True)
 summary = summarize(results)
 summary[["method", "ipc", "arch", "mean", "std", "count", "protocol"]]
 
