@@ -4,6 +4,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from dasm.runs import distill_run, evaluate_run
 from dasm.widgets import ComparePanel, DistillPanel
 from dasm.widgets.capture import LogBuffer, thread_output
@@ -56,7 +58,8 @@ def test_stop_ends_the_run_and_keeps_the_set(tmp_path):
 
 def test_an_error_in_the_run_is_shown(tmp_path):
     panel = DistillPanel(method="random", ipc=1000, out=tmp_path)
-    panel.run(block=True)
+    with pytest.raises(ValueError, match="IPC 1000"):
+        panel.run(block=True)  # a blocking run re-raises, so a notebook cell fails loudly
     assert isinstance(panel.error, ValueError)
     assert panel.status.kind == "error" and "IPC 1000" in panel.status.text
     assert "IPC 1000" in panel.status.widget.value
