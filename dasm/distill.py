@@ -160,7 +160,8 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
     ``pools``: per-class indices of the real training images this segment may use (default:
     all); both the real class batches and IDC's network updates draw from them. With ``out``
     set, a checkpoint is written every ``cfg.checkpoint_every`` iterations and a rerun resumes.
-    ``callback(log)`` runs after every iteration; ``should_stop()`` returning True ends the
+    ``callback(log)`` runs after every iteration (``log["snapshot"]()`` returns the set as it
+    stands, for live views); ``should_stop()`` returning True ends the
     run cleanly after the current iteration, keeping what was learned.
     """
     device = data.device
@@ -194,6 +195,13 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
         opt.load_state_dict(state["opt"])
         g.set_state(state["generator"])
         start, history = state["iteration"], state["history"]
+
+    def current() -> SyntheticSet:
+        """The set as it stands: the learned segment in pixel space, the others as they came."""
+        images = syn.images.detach().clone().to(device)
+        images[seg] = (z.detach() * std + mean)
+        return SyntheticSet(images, syn.labels.to(device), syn.num_classes, syn.factor, list(syn.segments),
+                            dict(syn.meta))
 
     def save_checkpoint(iteration: int) -> None:
         if ckpt is None:
@@ -264,18 +272,14 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
         bar.update(1)
         bar.set_postfix(loss=f"{log['loss']:.4g}")
         if callback is not None:
-            callback(log)
+            callback({**log, "snapshot": current})
         stop = should_stop is not None and should_stop()
         if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations or stop:
             save_checkpoint(it + 1)
         if stop:
             break
     bar.close()
-    images = syn.images.detach().clone().to(device)
-    images[seg] = (z.detach() * std + mean)
-    result = SyntheticSet(images, syn.labels.to(device), syn.num_classes, syn.factor, list(syn.segments),
-                          dict(syn.meta))
-    return result, pd.DataFrame(history)
+    return current(), pd.DataFrame(history)
 
 
 def distill(data: Dataset, cfg: DistillConfig, *, out: str | os.PathLike | None = None,

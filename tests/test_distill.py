@@ -56,6 +56,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(digits, tmp_path):
     partial, _ = distill(digits, cfg, out=tmp_path, progress=False, callback=calls.append, should_stop=stop_after_3)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["iteration"] == 3
     assert not torch.equal(partial.images, reference.images)
+    assert torch.equal(calls[-1]["snapshot"]().images, partial.images)  # live views see the set as it stands
     resumed, hist = distill(digits, cfg, out=tmp_path, progress=False)
     assert torch.equal(resumed.images, reference.images)
     assert hist.loss.tolist() == pytest.approx(ref_hist.loss.tolist())

@@ -46,7 +46,8 @@ def test_distill_panel_runs_dasm_from_the_button(tmp_path):
 def test_stop_ends_the_run_and_keeps_the_set(tmp_path):
     panel = DistillPanel(method="idc", ipc=2, iterations=2000, out=tmp_path, evaluate=False)
     panel.run_button.click()
-    _wait_for(lambda: panel.progress.value > 0 or not panel.running)
+    _wait_for(lambda: len(panel.grid_image.value) > 0 or not panel.running)
+    assert bytes(panel.grid_image.value).startswith(PNG)  # the grid shows the images while they are learned
     panel.stop_button.click()
     assert panel.wait(60)
     assert panel.error is None, panel.status.text

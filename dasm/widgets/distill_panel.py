@@ -113,6 +113,7 @@ class DistillPanel(Panel):
         self._buffer = LogBuffer()
         self._shown_log = -1
         self._throttle = Throttle()
+        self._grid_throttle = Throttle(interval=2.0)  # a grid redraw costs more than a loss plot
         self._datasets: dict[tuple[str, str], Dataset] = {}
 
         self.run_button.on_click(lambda _: self.run())
@@ -279,7 +280,9 @@ class DistillPanel(Panel):
         print(f"saved {self.out_dir / 'synthetic.pt'}" + (" (stopped early)" if self.stopped else ""))
 
     def _on_iteration(self, log: dict) -> None:
-        self.history.append(dict(log))
+        log = dict(log)
+        snapshot = log.pop("snapshot", None)
+        self.history.append(log)
         total, per_segment = self._plan
         step = int(log["iteration"]) + 1
         if self._spec.is_dasm:
@@ -294,6 +297,8 @@ class DistillPanel(Panel):
         if self._throttle.ready():
             self._show_loss()
             self._show_log()
+        if snapshot is not None and self._grid_throttle.ready():
+            self.grid_image.value = grid_png(snapshot())  # the images as they change
 
     def _on_segment(self, log: dict, syn: SyntheticSet) -> None:
         self.segment_rows.append(dict(log))
