@@ -190,6 +190,19 @@ def measure(device: torch.device, ipc: int, width: int, repeats: int, gen: torch
     return rows
 
 
+def readme_table(table: pd.DataFrame) -> str:
+    """The README's speed table: one row per (op, path, IPC, width), times and share of matmul FLOP/s."""
+    lines = ["| step | path | IPC | width | median time | GFLOP/s | of matmul | peak memory |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in table.sort_values(["ipc", "width"], kind="stable").itertuples():
+        lines.append(f"| {r.op} | {r.path} | {r.ipc} | {r.width} | {r.median_s * 1000:.0f} ms | "
+                     f"{r.gflops_per_s:.0f} | {r.frac_matmul:.0%} | {r.peak_mb:.0f} MiB |")
+    first = table.iloc[0]
+    lines.append(f"\nDense float32 matmul on the same machine: {first.matmul_gflops_per_s:.0f} GFLOP/s "
+                 f"({first.device}, {first.threads} threads, torch {first.torch}).")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -221,6 +234,7 @@ def main() -> None:
     print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s on {device}")
     show = table[["op", "path", "ipc", "width", "median_s", "gflops_per_s", "frac_matmul", "peak_mb"]]
     print(show.to_markdown(index=False, floatfmt=".3g"))
+    print("\nFor the README:\n" + readme_table(table))
     print(f"wrote {out}")
 
 

@@ -46,3 +46,12 @@ def test_markdown_table_shows_mean_std_count_and_published():
     assert "81.0 ± 1.4 (2)" in idc_line and "70.0 ± 0.0 (1)" in idc_line and "81.0/86.0/86.2" in idc_line
     assert "50.0" not in md  # the MLP row belongs to the cross-architecture table
     assert "50.0 ± 0.0 (1)" in accuracy.cross_arch_table(table, "fashion-mnist")
+
+
+def test_readme_speed_table_matches_the_committed_csv():
+    import speed  # noqa: E402
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- speed:start -->\n")[1].split("\n<!-- speed:end -->")[0]
+    assert block == speed.readme_table(pd.read_csv(root / "benchmarks" / "results" / "speed_cpu.csv"))
