@@ -19,10 +19,10 @@ import pandas as pd
 from .config import dasm_preset_config, preset_config, preset_protocol
 from .coreset import CORESET_METHODS, select_coreset
 from .data import Dataset
-from .distill import METHODS, distill
+from .distill import METHODS, DistillConfig, distill
 from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set
 from .published import import_published
-from .sequential import config_dict, dasm_distill, static_prune
+from .sequential import DasmConfig, config_dict, dasm_distill, static_prune
 from .synthetic import SyntheticSet, SyntheticSetError, check_matches
 from .train import Recipe
 
@@ -34,6 +34,32 @@ def _timing_row(data: Dataset, method: str, ipc: int, seed: int, seconds: float,
     return pd.DataFrame([{"dataset": data.name, "method": method, "ipc": ipc, "seed": seed, "arch": "-",
                           "metric": "seconds", "value": seconds, "protocol": "distill", "device": data.device.type,
                           "preset": preset}])
+
+
+def run_config(dataset: str, method: str, ipc: int, *, preset: str = "cpu", seed: int = 0,
+               **overrides: object) -> tuple[DistillConfig | DasmConfig | None, dict]:
+    """The config :func:`distill_run` would use (``None`` for a coreset) and the settings it records.
+
+    ``base`` picks the base distiller of DASM and static pruning (default IDC); ``drop`` is static
+    pruning's fraction. Panels use this to size their progress bars without running anything.
+    """
+    overrides = dict(overrides)
+    drop = overrides.pop("drop", None)
+    drop = 0.3 if drop is None else float(drop)
+    base_method = str(overrides.pop("base", None) or "idc")
+    if method in CORESET_METHODS:
+        return None, {"method": method, "ipc": ipc, "seed": seed}
+    if method in ("dasm", "dasm-nodifficulty"):
+        if method == "dasm-nodifficulty":
+            overrides["policy"] = "none"
+        cfg = dasm_preset_config(preset, dataset, ipc, base_method, seed=seed, **overrides)
+        return cfg, config_dict(cfg)
+    cfg = preset_config(preset, dataset, base_method if method == "static-prune" else method, ipc,
+                        seed=seed, **overrides)
+    settings = json.loads(json.dumps(cfg.__dict__))
+    if method == "static-prune":
+        settings["drop"] = drop
+    return cfg, settings
 
 
 def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *, preset: str = "cpu",
@@ -54,21 +80,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(ALL_METHODS)}.")
     out = Path(out)
     done = out / "synthetic.pt"
-    drop = float(overrides.pop("drop", 0.3))
-    base_method = str(overrides.pop("base", "idc"))
-    if method in CORESET_METHODS:
-        settings = {"method": method, "ipc": ipc, "seed": seed}
-    elif method in ("dasm", "dasm-nodifficulty"):
-        if method == "dasm-nodifficulty":
-            overrides["policy"] = "none"
-        cfg = dasm_preset_config(preset, data.name, ipc, base_method, seed=seed, **overrides)
-        settings = config_dict(cfg)
-    else:
-        cfg = preset_config(preset, data.name, base_method if method == "static-prune" else method, ipc,
-                            seed=seed, **overrides)
-        settings = json.loads(json.dumps(cfg.__dict__))
-        if method == "static-prune":
-            settings["drop"] = drop
+    cfg, settings = run_config(data.name, method, ipc, preset=preset, seed=seed, **overrides)
     if done.exists() and (out / "config.json").exists():
         if json.loads((out / "config.json").read_text()) == settings:
             return SyntheticSet.load(done, device=data.device)
@@ -86,7 +98,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
             syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
                                      should_stop=should_stop, on_segment=on_segment)
         elif method == "static-prune":
-            syn, _, _ = static_prune(data, cfg, drop=drop, out=out, progress=progress)
+            syn, _, _ = static_prune(data, cfg, drop=settings["drop"], out=out, progress=progress)
         else:
             syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop)
         syn.meta["preset"] = preset

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import dasm_preset_config, preset_config
 from ..coreset import CORESET_METHODS
+from ..runs import run_config
 
 DASM_DISTILLERS = ("dasm", "dasm-nodifficulty")   # the methods that take segments, score, policy, probes
 
@@ -70,18 +70,14 @@ class RunSpec:
 
     def plan(self) -> tuple[int, int]:
         """(total iterations, iterations per segment) of the run; (1, 1) for a coreset, which has none."""
-        if self.is_coreset:
+        cfg, _ = run_config(self.dataset, self.method, self.ipc, preset=self.preset, seed=self.seed,
+                            **self.overrides())
+        if cfg is None:
             return 1, 1
-        over = self.overrides()
-        base = str(over.pop("base", "idc"))
-        over.pop("drop", None)
         if self.is_dasm:
-            cfg = dasm_preset_config(self.preset, self.dataset, self.ipc, base, seed=self.seed, **over)
             per_segment = cfg.segment_iterations()
             return per_segment * cfg.segments, per_segment
-        method = base if self.method == "static-prune" else self.method
-        iterations = preset_config(self.preset, self.dataset, method, self.ipc, seed=self.seed, **over).iterations
-        return iterations, iterations
+        return cfg.iterations, cfg.iterations
 
     def evaluation_epochs(self) -> int | None:
         """Epochs of the evaluation (``None``: the preset's protocol)."""
