@@ -172,7 +172,9 @@ def cmd_figures(args: argparse.Namespace) -> int:
         if len(names) != 1:
             raise ValueError(f"the runs come from several datasets ({', '.join(sorted(names))}); draw one at a time.")
         data = load_dataset(names.pop(), args.data_dir, device=device)
-    files = make_figures(data, runs, out, fast=args.fast, progress=not args.no_progress)
+    files = make_figures(data, runs, out, fast=args.fast, reference_epochs=args.reference_epochs,
+                         reference_width=args.reference_width, set_epochs=args.set_epochs,
+                         progress=not args.no_progress)
     print(f"{len(files)} files written to {out}:")
     for f in files:
         if f.suffix == ".png":
@@ -284,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/figures", help="output folder (default: data/figures)")
     p.add_argument("--fast", action="store_true", help="make small digits runs and a quick figure set")
     p.add_argument("--ipc", type=int, default=10, help="IPC of the --fast runs (default: 10)")
+    p.add_argument("--reference-epochs", type=int, default=20,
+                   help="epochs of the full-data networks behind the difficulty scores (default: 20)")
+    p.add_argument("--reference-width", type=int, default=128,
+                   help="ConvNet width of those networks (default: 128; 32 is ~4x cheaper on a CPU)")
+    p.add_argument("--set-epochs", type=int, default=300,
+                   help="epochs of the networks trained on each synthetic set (default: 300)")
     _common(p)
     p.set_defaults(func=cmd_figures)
 

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .augment import DSA
 from .data import Dataset
-from .matching import METRICS, distribution_match_loss, gradient_match_loss
+from .matching import DEFAULT_PATHS, GRAD_PATHS, METRICS, distribution_match_loss, gradient_match_backward
 from .nets import get_network
 from .synthetic import SyntheticSet, decode, new_synthetic_set
 
@@ -52,8 +52,9 @@ class DistillConfig:
 
     ``match_steps``: synthetic updates per fresh network (DC's ``outer_loop``, IDC's ``inner_loop``).
     ``net_steps``: network SGD steps after each matching step; ``net_source`` says on what
-    (``syn`` for DC/DSA, ``real`` for IDC). ``batched``: vectorise the per-class gradients
-    (``None`` picks the faster path for the device, see ``benchmarks/speed.py``).
+    (``syn`` for DC/DSA, ``real`` for IDC). ``grad_path``: how the per-class gradients are taken,
+    one of :data:`~dasm.matching.GRAD_PATHS` (``None`` picks the fastest measured for the device,
+    see ``benchmarks/speed.py``); all give the same result.
     """
 
     method: str = "idc"
@@ -77,7 +78,7 @@ class DistillConfig:
     width: int = 128
     depth: int | None = None
     norm: str = "instance"
-    batched: bool | None = None
+    grad_path: str | None = None
     checkpoint_every: int = 25
     seed: int = 0
 
@@ -91,6 +92,8 @@ class DistillConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        if self.grad_path is not None and self.grad_path not in GRAD_PATHS:
+            raise ValueError(f"Unknown grad_path {self.grad_path!r}; choose one of {', '.join(GRAD_PATHS)}.")
         if self.net_source not in ("real", "syn"):
             raise ValueError(f"net_source must be 'real' or 'syn', got {self.net_source!r}.")
         if not self.lr_img > 0:
@@ -115,12 +118,11 @@ class _State:
     history: list[dict]
 
 
-def _use_batched(cfg: DistillConfig, net: nn.Module, device: torch.device) -> bool:
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
-        return False  # batch statistics couple the samples: vmap over classes would change the math
-    if cfg.batched is not None:
-        return cfg.batched
-    return device.type == "cuda"  # measured in benchmarks/speed.py: the loop is faster on CPU
+def _grad_path(cfg: DistillConfig, net: nn.Module, device: torch.device) -> str:
+    path = cfg.grad_path or DEFAULT_PATHS.get(device.type, "stream")
+    if path == "vmap" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        return "stream"  # batch statistics (and their running buffers) do not vectorise over classes
+    return path
 
 
 def _class_rows(labels: Tensor, num_classes: int, factor: int) -> Tensor:
@@ -214,7 +216,7 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
 
     bar = tqdm(total=cfg.iterations, initial=start, desc=desc or f"{cfg.method} ipc{cfg.ipc}",
                disable=not progress, leave=False, unit="it")
-    batched = None
+    grad_path = None
     for it in range(start, cfg.iterations):
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed * 1_000_003 + k_seg * 10_007 + it)  # the fresh network of this iteration
@@ -222,7 +224,7 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
         net.train()
         for p in net.parameters():
             p.requires_grad_(cfg.method != "dm")
-        batched = _use_batched(cfg, net, device) if batched is None else batched
+        grad_path = grad_path or _grad_path(cfg, net, device)
         net_opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_net, momentum=0.5)
         losses = []
         for step in range(cfg.match_steps):
@@ -240,20 +242,20 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
                 xr = torch.stack([p[0] for p in pairs])
                 xs = torch.stack([p[1] for p in pairs])
             k = data.num_classes
+            opt.zero_grad(set_to_none=True)
             if cfg.method == "dm":
                 loss = distribution_match_loss(net, xr, xs)
+                loss.backward()
             else:
                 yr = torch.arange(k, device=device).view(k, 1).expand(k, xr.shape[1])
                 ys = torch.arange(k, device=device).view(k, 1).expand(k, xs.shape[1])
-                loss = gradient_match_loss(net, xr, yr, xs, ys, cfg.metric, cfg.layers, batched)
+                loss = gradient_match_backward(net, xr, yr, xs, ys, cfg.metric, cfg.layers, grad_path)
             if not torch.isfinite(loss):
                 bar.close()
                 where = f"; the last good checkpoint {ckpt} is kept" if ckpt is not None and ckpt.exists() else ""
                 raise DistillationDivergedError(
                     f"The matching loss became {loss.item()} at iteration {it}, step {step}{where}. "
                     f"Lower the image learning rate (lr_img={cfg.lr_img:g}) or check the data for NaN.")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
             opt.step()
             losses.append(loss.item())
             if cfg.net_steps and cfg.method != "dm" and step < cfg.match_steps - 1:

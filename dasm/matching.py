@@ -1,9 +1,17 @@
 """Matching objectives: gradient matching (DC/DSA/IDC distances) and distribution matching (DM).
 
 Inputs are stacked by class: ``x`` has shape (K, B, C, H, W) and ``y`` (K, B), one row per
-class. Gradient matching needs each class's own network gradient; ``batched=True`` gets all
-K of them in one vectorised pass (``torch.func.vmap`` over the class axis) instead of K
-separate forward/backward passes. Both give the same loss (tested to 1e-5).
+class. Gradient matching needs each class's own network gradient. Three paths give the same
+loss and pixel gradients (tested to 1e-5); :func:`gradient_match_backward` takes one by name:
+
+- ``stream``: one class at a time: its real and synthetic gradients, its distance, and the
+  backward of that distance, so only one class's double-backward graph is alive at once;
+- ``loop``  : every class's gradients first (a loop over classes), then one backward of the sum;
+- ``vmap``  : every class's gradients in one vectorised pass (``torch.func.vmap`` over the class
+  axis), then one backward.
+
+``benchmarks/speed.py`` times them: on a 2-core CPU ``stream`` is the fastest at width 64 and
+ties at 32/128 (``DEFAULT_PATHS``).
 
 Distances between a real gradient ``gr`` and a synthetic one ``gs`` of one layer:
 
@@ -21,6 +29,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 METRICS = ("dc", "mse", "l1", "cos")
+GRAD_PATHS = ("stream", "loop", "vmap")
+DEFAULT_PATHS = {"cpu": "stream", "cuda": "vmap"}   # by device type; benchmarks/speed.py has the timings
 LAYERS = ("all", "conv")
 DEFAULT_LAYERS = {"dc": "all", "mse": "conv", "l1": "conv", "cos": "conv"}
 
@@ -87,6 +97,37 @@ def gradient_match_loss(net: nn.Module, x_real: Tensor, y_real: Tensor, x_syn: T
     g_real = class_gradients(net, x_real, y_real, names, batched, create_graph=False)
     g_syn = class_gradients(net, x_syn, y_syn, names, batched, create_graph=True)
     return gradient_distance(g_real, g_syn, metric).sum()
+
+
+def gradient_match_backward(net: nn.Module, x_real: Tensor, y_real: Tensor, x_syn: Tensor, y_syn: Tensor,
+                            metric: str = "dc", layers: str | None = None, path: str = "stream") -> Tensor:
+    """Backpropagate the gradient-matching loss into ``x_syn`` (and whatever it was computed from); return its value.
+
+    The value is detached: check it for NaN before stepping the optimiser. ``path`` is one of
+    :data:`GRAD_PATHS`; all give the same loss and gradients.
+    """
+    if path not in GRAD_PATHS:
+        raise ValueError(f"Unknown gradient path {path!r}; choose one of {', '.join(GRAD_PATHS)}.")
+    if path != "stream":
+        loss = gradient_match_loss(net, x_real, y_real, x_syn, y_syn, metric, layers, batched=path == "vmap")
+        loss.backward()
+        return loss.detach()
+    if metric not in METRICS:
+        raise ValueError(f"Unknown matching metric {metric!r}; choose one of {', '.join(METRICS)}.")
+    names = matched_parameters(net, layers or DEFAULT_LAYERS[metric])
+    # Classes share whatever made x_syn (decoding, augmentation): backpropagate each class into a
+    # detached copy, then the summed pixel gradient through that shared graph once.
+    leaf = x_syn.detach().requires_grad_(True)
+    total = x_syn.new_zeros(())
+    for c in range(x_real.shape[0]):
+        g_real = class_gradients(net, x_real[c:c + 1], y_real[c:c + 1], names, False, create_graph=False)
+        g_syn = class_gradients(net, leaf[c:c + 1], y_syn[c:c + 1], names, False, create_graph=True)
+        dist = gradient_distance(g_real, g_syn, metric).sum()
+        dist.backward()
+        total += dist.detach()
+    if x_syn.requires_grad:
+        x_syn.backward(leaf.grad)
+    return total
 
 
 def distribution_match_loss(net: nn.Module, x_real: Tensor, x_syn: Tensor) -> Tensor:

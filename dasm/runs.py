@@ -54,12 +54,15 @@ def run_config(dataset: str, method: str, ipc: int, *, preset: str = "cpu", seed
             overrides["policy"] = "none"
         cfg = dasm_preset_config(preset, dataset, ipc, base_method, seed=seed, **overrides)
         return cfg, config_dict(cfg)
+    prune = {}
+    if method == "static-prune":   # its full-data reference network is sized like DASM's in the same preset
+        ref = dasm_preset_config(preset, dataset, ipc, base_method)
+        prune = {"drop": drop, "reference_epochs": int(overrides.pop("reference_epochs", None) or ref.reference_epochs),
+                 "reference_width": int(overrides.pop("probe_width", None) or ref.probe_width)}
     cfg = preset_config(preset, dataset, base_method if method == "static-prune" else method, ipc,
                         seed=seed, **overrides)
     settings = json.loads(json.dumps(cfg.__dict__))
-    if method == "static-prune":
-        settings["drop"] = drop
-    return cfg, settings
+    return cfg, {**settings, **prune}
 
 
 def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *, preset: str = "cpu",
@@ -72,7 +75,8 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
     A finished run with the same settings is loaded instead of recomputed; an interrupted one
     resumes from its checkpoint. The distillation's wall time is appended to ``results.csv``.
     ``callback(log)`` runs after every distillation iteration and ``should_stop()`` ends it early
-    (see :func:`dasm.distill.distill_segment`); ``on_segment(log, syn)`` runs when a DASM segment
+    (see :func:`dasm.distill.distill_segment`; every distilling method, static pruning included);
+    ``on_segment(log, syn)`` runs when a DASM segment
     finishes (``dasm`` and ``dasm-nodifficulty`` only; see :func:`dasm.sequential.dasm_distill`).
     """
     method = method.lower()
@@ -98,7 +102,9 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
             syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
                                      should_stop=should_stop, on_segment=on_segment)
         elif method == "static-prune":
-            syn, _, _ = static_prune(data, cfg, drop=settings["drop"], out=out, progress=progress)
+            syn, _, _ = static_prune(data, cfg, drop=settings["drop"], reference_epochs=settings["reference_epochs"],
+                                     reference_width=settings["reference_width"], out=out, progress=progress,
+                                     callback=callback, should_stop=should_stop)
         else:
             syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop)
         syn.meta["preset"] = preset

@@ -319,20 +319,24 @@ def config_dict(cfg: DasmConfig) -> dict:
 
 
 def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score: str = "loss",
-                 reference_epochs: int = 20, out: str | os.PathLike | None = None, progress: bool = True
-                 ) -> tuple[SyntheticSet, pd.DataFrame, list[Tensor]]:
+                 reference_epochs: int = 20, reference_width: int = 128, out: str | os.PathLike | None = None,
+                 progress: bool = True, callback: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> tuple[SyntheticSet, pd.DataFrame, list[Tensor]]:
     """The static-pruning ablation: drop the easiest ``drop`` of each class by a full-data network's score, distill once.
 
-    ``score``: ``loss`` (under the reference network) or ``forgetting`` (while training it).
-    Returns the set, its history and the kept pools.
+    ``score``: ``loss`` (under the reference network: a ConvNet of ``reference_width`` trained for
+    ``reference_epochs``) or ``forgetting`` (while training it). ``callback``/``should_stop`` as in
+    :func:`~dasm.distill.distill_segment`. Returns the set, its history and the kept pools.
     """
     if not 0.0 <= drop < 1.0:
         raise ValueError(f"drop must be a fraction in [0, 1), got {drop!r}.")
     if score == "forgetting":
         scores, _ = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize,
-                                      epochs=reference_epochs, seed=base.seed, progress=progress)
+                                      epochs=reference_epochs, seed=base.seed, progress=progress,
+                                      width=reference_width)
     else:
-        ref = reference_network(data, epochs=reference_epochs, seed=base.seed, progress=progress)
+        ref = reference_network(data, epochs=reference_epochs, seed=base.seed, progress=progress,
+                                width=reference_width)
         scores = score_samples(score, ref, data.x_train, data.y_train, data.normalize)
     pools = []
     for ix in data.class_index:
@@ -343,7 +347,8 @@ def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score
     syn = new_synthetic_set(pool_data, base.ipc, base.factor, base.init, base.seed, method="static-prune",
                             base_method=base.method,
                             config=asdict(base), prune={"drop": drop, "score": score})
-    syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress)
+    syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress, callback=callback,
+                                should_stop=should_stop)
     if out is not None:
         save_run(out, syn, hist, base)
     return syn, hist, pools

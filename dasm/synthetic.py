@@ -287,14 +287,22 @@ def new_synthetic_set(data, ipc: int, factor: int = 1, init: str = "real", seed:
 # Pictures
 # ---------------------------------------------------------------------------------------
 
+def class_grid(images: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """A (C, H, W) picture in [0, 1]: one row per class, that class's images left to right, 1-pixel white gaps."""
+    import torchvision
+
+    order = torch.argsort(labels.cpu(), stable=True)
+    per_row = max(len(labels) // max(num_classes, 1), 1)
+    return torchvision.utils.make_grid(images.detach().cpu()[order].clamp(0, 1), nrow=per_row, padding=1,
+                                       pad_value=1.0)
+
+
 def save_grid(syn: SyntheticSet, path: str | os.PathLike, decoded: bool = False) -> Path:
     """A PNG grid: one row per class, stored images (or decoded ones) left to right."""
     import torchvision
 
     x, y = syn.decoded() if decoded else (syn.images.detach(), syn.labels)
-    order = torch.argsort(y.cpu(), stable=True)
-    per_row = len(y) // syn.num_classes
-    grid = torchvision.utils.make_grid(x.cpu()[order].clamp(0, 1), nrow=per_row, padding=1, pad_value=1.0)
+    grid = class_grid(x, y, syn.num_classes)
     path = Path(path)
     torchvision.utils.save_image(grid, path)
     return path

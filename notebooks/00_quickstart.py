@@ -40,32 +40,16 @@ DEVICE = "auto"             # "auto", "cpu" or "cuda"
 # %matplotlib inline
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from torchvision.utils import make_grid
 
+from dasm.analysis.grids import plot_class_grid
 from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import summarize
 from dasm.runs import distill_run, evaluate_run
 
 out = Path(OUT) / f"{DATASET}-ipc{IPC}"
-
-
-def show_images(x, y, per_class, title, classes):
-    """One row per class (named on the left), ``per_class`` images of it left to right (pixels in [0, 1])."""
-    order = torch.argsort(y.cpu(), stable=True)
-    grid = make_grid(x.detach().cpu()[order].clamp(0, 1), nrow=per_class, padding=1, pad_value=1.0)
-    fig, ax = plt.subplots(figsize=(0.45 * per_class + 1.5, 0.45 * len(classes) + 0.6))
-    ax.imshow(grid.permute(1, 2, 0), interpolation="nearest")
-    row = x.shape[-2] + 1  # image height plus the 1-pixel padding
-    ax.set_yticks([1 + row * i + (row - 1) / 2 for i in range(len(classes))], classes)
-    ax.set_xticks([])
-    ax.tick_params(length=0)
-    ax.spines[:].set_visible(False)
-    ax.set_title(title)
-    return fig
 
 
 # %% [markdown]
@@ -84,7 +68,7 @@ data
 # %%
 show_k = 8
 idx = torch.cat([ix[:show_k] for ix in data.class_index])
-show_images(data.x_train[idx], data.y_train[idx], show_k, f"real {DATASET} images", data.classes);
+plot_class_grid(data.x_train[idx], data.y_train[idx], data.classes, f"real {DATASET} images");
 
 # %% [markdown]
 # ## 2. Distill
@@ -114,7 +98,7 @@ syn
 
 # %%
 x_syn, y_syn = syn.decoded()
-show_images(x_syn, y_syn, len(y_syn) // data.num_classes, f"IDC, {IPC} images per class", data.classes);
+plot_class_grid(x_syn, y_syn, data.classes, f"IDC, {IPC} images per class");
 
 # %% [markdown]
 # ## 4. Train on the synthetic set and test

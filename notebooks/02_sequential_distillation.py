@@ -43,9 +43,8 @@ DEVICE = "auto"             # "auto", "cpu" or "cuda"
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
-from torchvision.utils import make_grid
 
+from dasm.analysis.grids import plot_class_grid
 from dasm.analysis.style import dasm_style
 from dasm.widgets import DistillPanel
 
@@ -96,22 +95,13 @@ print(f"{panel.out_dir}: {len(syn.labels)} stored images in segments {syn.segmen
 
 
 # %%
-def segment_grid(images, labels, num_classes):
-    """One row per class, that class's images left to right, as an (H, W, C) array."""
-    order = torch.argsort(labels.cpu(), stable=True)
-    grid = make_grid(images.detach().cpu()[order].clamp(0, 1), nrow=max(len(labels) // num_classes, 1),
-                     padding=1, pad_value=1.0)
-    return grid.permute(1, 2, 0).numpy()
-
-
 k_segments = len(syn.segments)
 with dasm_style():
     fig, axes = plt.subplots(1, k_segments, figsize=(1.2 + 1.6 * k_segments, 4.2), squeeze=False)
     for k, ax in enumerate(axes[0]):
         part = syn.segment(k)
-        ax.imshow(segment_grid(syn.images[part], syn.labels[part], syn.num_classes), interpolation="nearest")
-        ax.set_title(f"segment {k + 1}\n({syn.segment_ipcs()[k]} IPC)")
-        ax.axis("off")
+        plot_class_grid(syn.images[part], syn.labels[part], panel.data.classes, ax=ax, names=k == 0,
+                        title=f"segment {k + 1}\n({syn.segment_ipcs()[k]} IPC)")
     fig.suptitle("DASM segments in the order they were distilled (later: matched against harder images)")
     fig.tight_layout()
 

@@ -4,7 +4,7 @@ import pandas as pd
 
 from dasm.analysis.saturation import sweep
 from dasm.config import dasm_preset_config, preset_config
-from dasm.runs import distill_run, evaluate_run, full_data_run
+from dasm.runs import distill_run, evaluate_run, full_data_run, run_config
 from dasm.train import Recipe
 
 
@@ -12,6 +12,16 @@ def test_none_override_keeps_the_preset_value():
     assert preset_config("cpu", "digits", "idc", 10, iterations=None).iterations == \
         preset_config("cpu", "digits", "idc", 10).iterations
     assert dasm_preset_config("cpu", "digits", 10, segments=None, iterations=None).segments == 5
+
+
+def test_static_prune_reference_is_sized_like_dasms():
+    dasm_cfg, _ = run_config("fashion-mnist", "dasm", 10, preset="cpu")
+    _, settings = run_config("fashion-mnist", "static-prune", 10, preset="cpu", drop=0.2)
+    assert settings["drop"] == 0.2
+    assert (settings["reference_epochs"], settings["reference_width"]) == (dasm_cfg.reference_epochs,
+                                                                           dasm_cfg.probe_width)
+    _, settings = run_config("fashion-mnist", "static-prune", 10, preset="cpu", reference_epochs=2)
+    assert settings["reference_epochs"] == 2
 
 
 def test_evaluate_run_returns_rows_trained_earlier(digits, tmp_path):

@@ -113,6 +113,14 @@ def test_static_prune_drops_the_easiest(digits):
     assert syn.meta["method"] == "static-prune"
 
 
+def test_static_prune_reports_progress_and_stops_when_asked(digits):
+    base = config_for("dsa", ipc=1, **{**FAST, "iterations": 5})
+    seen = []
+    _, hist, _ = static_prune(digits, base, drop=0.25, reference_epochs=1, reference_width=16, progress=False,
+                              callback=seen.append, should_stop=lambda: len(seen) >= 2)
+    assert [log["iteration"] for log in seen] == [0, 1] and len(hist) == 2
+
+
 def test_config_errors():
     base = config_for("dsa", ipc=10)
     with pytest.raises(ValueError, match="adding up to IPC 10"):

@@ -98,6 +98,7 @@ class DistillPanel(Panel):
         self.widget = self._layout()
 
         self.result: SyntheticSet | None = None
+        self.data: Dataset | None = None          # the dataset of the last run (class names, real images)
         self.history: list[dict] = []
         self.segment_rows: list[dict] = []
         self.accuracy: float | None = None
@@ -234,7 +235,7 @@ class DistillPanel(Panel):
     def _work(self, spec: RunSpec) -> None:
         try:
             with thread_output(self._buffer.write):
-                data = self._dataset(spec.dataset, spec.device)
+                data = self.data = self._dataset(spec.dataset, spec.device)
                 self._distill(spec, data)
                 if spec.evaluate:
                     self._evaluate(spec, data)

@@ -48,8 +48,8 @@ class RunSpec:
 
     @property
     def can_stop(self) -> bool:
-        """Whether Stop can end this method early (coresets and static pruning run to the end)."""
-        return not self.is_coreset and self.method != "static-prune"
+        """Whether Stop can end this method early (coreset selections run to the end)."""
+        return not self.is_coreset
 
     def folder(self) -> Path:
         """``<out>/<dataset>-<method>-ipc<ipc>-seed<seed>``: one folder per setting, so runs never collide."""
