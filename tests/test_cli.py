@@ -127,7 +127,11 @@ def test_distill_and_evaluate_errors(tmp_path, capsys):
 
 def test_figures_fast_writes_every_figure(tmp_path, capsys):
     out = tmp_path / "figs"
-    assert main(["figures", "--fast", "--ipc", "2", "--out", str(out), "--no-progress"]) == 0
+    extra = tmp_path / "more.csv"   # another results table (e.g. a benchmark's), given twice: counted once
+    pd.DataFrame([{"dataset": "digits", "method": "herding", "ipc": 2, "seed": 0, "arch": "convnet",
+                   "metric": "test_acc", "value": 80.0, "protocol": "p"}]).to_csv(extra, index=False)
+    assert main(["figures", "--fast", "--ipc", "2", "--out", str(out), "--no-progress",
+                 "--results", str(extra), str(extra)]) == 0
     names = {p.name for p in out.iterdir()}
     expected = ["difficulty_hist_loss", "difficulty_hist_loss_overlay", "difficulty_hist_forgetting",
                 "gradient_alignment", "saturation", "embedding_idc-ipc2", "embedding_dasm-ipc2",
@@ -136,7 +140,9 @@ def test_figures_fast_writes_every_figure(tmp_path, capsys):
         assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.csv"} <= names, stem
     assert "gradient_alignment.png" in capsys.readouterr().out
     # figures are drawn from saved tables: the saturation table has a row per method
-    assert {"random", "idc", "dasm"} <= set(pd.read_csv(out / "saturation.csv").method)
+    saturation = pd.read_csv(out / "saturation.csv")
+    assert {"random", "idc", "dasm", "herding"} <= set(saturation.method)
+    assert saturation.set_index("method").loc["herding", "count"] == 1
 
 
 def test_figures_needs_runs(tmp_path, capsys):

@@ -87,8 +87,11 @@ def fast_runs(data: Dataset, out: str | os.PathLike, ipc: int = 10, iterations: 
 def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *, fast: bool = False,
                  reference_epochs: int = 20, reference_width: int = 128, set_epochs: int = 300,
                  alignment_per_class: int | None = 500, embed_method: str = "umap",
-                 progress: bool = False, seed: int = 0) -> list[Path]:
+                 results: list[str | os.PathLike] = (), progress: bool = False, seed: int = 0) -> list[Path]:
     """Regenerate every diagnosis figure for ``runs`` into ``out``; return the files written.
+
+    The saturation curve reads the runs' ``results.csv`` plus the tables in ``results`` (e.g. a
+    benchmark's CSV with more seeds, methods or IPCs); a row present in several counts once.
 
     The full-data networks (the loss reference and the forgetting run) train for ``reference_epochs``
     at ``reference_width``: on Fashion-MNIST, width 32 and 10 epochs take ~10 minutes on 2 CPU cores
@@ -128,10 +131,11 @@ def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *
                                 seed=seed, cache_dir=out / "cache")
         written += save_figure(plot_embedding(table), table, out, f"embedding_{name}")
 
-    # Saturation over IPC from every results table of the runs.
-    results = read_results(list(runs.values()))
-    if len(results) and (results["metric"] == "test_acc").any():
-        table = saturation_table(results)
+    # Saturation over IPC from every results table of the runs and the extra tables.
+    rows = read_results(list(runs.values()) + list(results))
+    if len(rows) and (rows["metric"] == "test_acc").any():
+        key = [c for c in ("dataset", "method", "ipc", "seed", "arch", "metric", "protocol") if c in rows.columns]
+        table = saturation_table(rows.drop_duplicates(key))
         written += save_figure(plot_saturation(table), table, out, "saturation")
 
     # Redundancy of each distilled (non-coreset) set's halves.
