@@ -174,7 +174,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
         data = load_dataset(names.pop(), args.data_dir, device=device)
     files = make_figures(data, runs, out, fast=args.fast, reference_epochs=args.reference_epochs,
                          reference_width=args.reference_width, set_epochs=args.set_epochs,
-                         results=args.results or [], progress=not args.no_progress)
+                         results=args.results or [], only=args.only, progress=not args.no_progress)
     print(f"{len(files)} files written to {out}:")
     for f in files:
         if f.suffix == ".png":
@@ -292,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ConvNet width of those networks (default: 128; 32 is ~4x cheaper on a CPU)")
     p.add_argument("--results", nargs="*", help="more results tables (CSV) for the saturation curve, "
                    "e.g. benchmarks/results/dasm_fashion-mnist_cpu.csv")
+    p.add_argument("--only", type=_names, help="draw only these, comma-separated: "
+                   "histograms,alignment,embeddings,saturation,redundancy (default: all)")
     p.add_argument("--set-epochs", type=int, default=300,
                    help="epochs of the networks trained on each synthetic set (default: 300)")
     _common(p)

@@ -291,24 +291,34 @@ def distill(data: Dataset, cfg: DistillConfig, *, out: str | os.PathLike | None 
     """Distill ``cfg.ipc`` images per class of ``data`` with ``cfg.method``; save to ``out`` if given.
 
     Writes ``synthetic.pt`` (+ PNG grid), ``history.csv`` and ``config.json`` in ``out``;
-    rerunning with the same ``out`` resumes from its checkpoint.
+    rerunning with the same ``out`` resumes from its checkpoint. A run ended by ``should_stop``
+    writes its set as ``partial.pt`` instead, so that the next run resumes rather than loads it.
     """
     syn = new_synthetic_set(data, cfg.ipc, cfg.factor, cfg.init, cfg.seed, features,
                             method=cfg.method, config=asdict(cfg))
     syn, history = distill_segment(data, syn, cfg, out=out, progress=progress, callback=callback,
                                    should_stop=should_stop)
     if out is not None:
-        save_run(out, syn, history, cfg)
+        save_run(out, syn, history, cfg, finished=len(history) >= cfg.iterations)
     return syn, history
 
 
-def save_run(out: str | os.PathLike, syn: SyntheticSet, history: pd.DataFrame, cfg: DistillConfig) -> Path:
-    """Write a finished run: the set, its grid, the loss history and the config."""
+PARTIAL = "partial.pt"   # the set of a stopped run, next to the checkpoint it resumes from
+
+
+def save_run(out: str | os.PathLike, syn: SyntheticSet, history: pd.DataFrame, cfg: DistillConfig,
+             finished: bool = True) -> Path:
+    """Write a run: the set (``synthetic.pt``, or ``partial.pt`` when not ``finished``), its grid,
+    the loss history and, when finished, the config that marks the folder as done."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    syn.save(out / "synthetic.pt")
     history.to_csv(out / "history.csv", index=False)
+    if not finished:
+        return syn.save(out / PARTIAL)
+    syn.save(out / "synthetic.pt")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):
+        stale.unlink(missing_ok=True)
     return out / "synthetic.pt"
 
 

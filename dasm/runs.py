@@ -73,7 +73,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
     """Make the ``ipc``-per-class set of ``method`` in ``out`` and return it.
 
     A finished run with the same settings is loaded instead of recomputed; an interrupted one
-    resumes from its checkpoint. The distillation's wall time is appended to ``results.csv``.
+    (or one ended by ``should_stop``, which leaves its set as ``partial.pt``) resumes from its checkpoint. The distillation's wall time is appended to ``results.csv``.
     ``callback(log)`` runs after every distillation iteration and ``should_stop()`` ends it early
     (see :func:`dasm.distill.distill_segment`; every distilling method, static pruning included);
     ``on_segment(log, syn)`` runs when a DASM segment
@@ -107,6 +107,8 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
                                      callback=callback, should_stop=should_stop)
         else:
             syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop)
+        if not done.exists():   # stopped early: partial.pt + checkpoints; the next call resumes
+            return syn
         syn.meta["preset"] = preset
         syn.save(done)
         if method == "static-prune":  # its settings include the pruning, not only the base config

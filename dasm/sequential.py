@@ -35,7 +35,7 @@ from torch import Tensor
 
 from .data import Dataset
 from .difficulty import SCORES, ForgettingTracker, forgetting_scores, reference_network, score_samples
-from .distill import DistillConfig, distill_segment, save_run
+from .distill import PARTIAL, DistillConfig, distill_segment, save_run
 from .evaluate import make_augment
 from .nets import get_network
 from .synthetic import SyntheticSet, initial_images, new_synthetic_set
@@ -199,6 +199,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     reference = None
     syn: SyntheticSet | None = None
     histories, logs = [], []
+    stopped = False
     for k, n_k in enumerate(sizes):
         seg_dir = out / f"segment{k}" if out is not None else None
         if seg_dir is not None and (seg_dir / "done.json").exists():
@@ -279,10 +280,15 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     seg_table = pd.DataFrame(logs)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        syn.save(out / "synthetic.pt")
         history.to_csv(out / "history.csv", index=False)
         seg_table.to_csv(out / "segments.csv", index=False)
-        (out / "config.json").write_text(json.dumps(config_dict(cfg), indent=2))
+        if len(logs) < cfg.segments or stopped:   # stopped: the next run resumes from the segment checkpoints
+            syn.save(out / PARTIAL)
+        else:
+            syn.save(out / "synthetic.pt")
+            (out / "config.json").write_text(json.dumps(config_dict(cfg), indent=2))
+            for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):
+                stale.unlink(missing_ok=True)
     return syn, history, seg_table
 
 
@@ -350,5 +356,5 @@ def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score
     syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress, callback=callback,
                                 should_stop=should_stop)
     if out is not None:
-        save_run(out, syn, hist, base)
+        save_run(out, syn, hist, base, finished=len(hist) >= base.iterations)
     return syn, hist, pools

@@ -55,10 +55,12 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(digits, tmp_path):
     stop_after_3 = lambda: len(calls) >= 3  # noqa: E731
     partial, _ = distill(digits, cfg, out=tmp_path, progress=False, callback=calls.append, should_stop=stop_after_3)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["iteration"] == 3
+    assert (tmp_path / "partial.pt").exists() and not (tmp_path / "synthetic.pt").exists()
     assert not torch.equal(partial.images, reference.images)
     assert torch.equal(calls[-1]["snapshot"]().images, partial.images)  # live views see the set as it stands
     resumed, hist = distill(digits, cfg, out=tmp_path, progress=False)
     assert torch.equal(resumed.images, reference.images)
+    assert (tmp_path / "synthetic.pt").exists() and not (tmp_path / "partial.pt").exists()
     assert hist.loss.tolist() == pytest.approx(ref_hist.loss.tolist())
     with pytest.raises(ValueError, match="different run"):
         distill(digits, replace(cfg, lr_img=0.5), out=tmp_path, progress=False)

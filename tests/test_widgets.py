@@ -53,8 +53,9 @@ def test_stop_ends_the_run_and_keeps_the_set(tmp_path):
     assert panel.error is None, panel.status.text
     assert panel.stopped and panel.progress.value < 100
     assert panel.status.text.startswith("Stopped")
-    assert panel.result is not None and (panel.out_dir / "synthetic.pt").exists()
-    assert (panel.out_dir / "checkpoint.pt").exists()
+    assert panel.result is not None and (panel.out_dir / "partial.pt").exists()
+    assert (panel.out_dir / "checkpoint.pt").exists() and not (panel.out_dir / "synthetic.pt").exists()
+    assert panel.evaluation is None   # a partial set is not evaluated
 
 
 def test_an_error_in_the_run_is_shown(tmp_path):

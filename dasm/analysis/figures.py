@@ -12,6 +12,10 @@
 - ``saturation.*``: test accuracy against IPC from every ``results.csv`` found;
 - ``redundancy_<set>.*``: what two disjoint halves of a set teach alone and together.
 
+``only`` (``dasm figures --only``) picks some of :data:`FIGURES`; the full-data reference
+networks behind the difficulty scores are cached in ``out/cache``, so a second call with other
+figures or other runs reuses them.
+
 :func:`fast_runs` makes a small set of digits runs (random, IDC, DASM) so that
 ``dasm figures --fast`` shows the whole pipeline in a few minutes.
 """
@@ -24,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from ..data import Dataset
 from ..difficulty import forgetting_scores, loss_scores, reference_network
@@ -84,63 +89,94 @@ def fast_runs(data: Dataset, out: str | os.PathLike, ipc: int = 10, iterations: 
     return runs
 
 
+FIGURES = ("histograms", "alignment", "embeddings", "saturation", "redundancy")
+
+
+def difficulty_reference(data: Dataset, epochs: int, width: int, seed: int = 0, cache_dir: Path | None = None,
+                         progress: bool = False) -> tuple[torch.nn.Module, Tensor, Tensor, Tensor]:
+    """A full-data ConvNet and the difficulty of every real training sample: ``(net, loss, forgetting,
+    never_learned)``. Cached in ``cache_dir`` (keyed by dataset, width, epochs, seed) when given."""
+    file = None if cache_dir is None else Path(cache_dir) / f"difficulty-{data.name}-w{width}-e{epochs}-s{seed}.pt"
+    net = get_network("convnet", data.channels, data.num_classes, data.im_size, width=width).to(data.device)
+    if file is not None and file.exists():
+        state = torch.load(file, map_location=data.device, weights_only=True)
+        net.load_state_dict(state["net"])
+        return net.eval(), state["loss"], state["forgetting"], state["never"]
+    net = reference_network(data, epochs=epochs, seed=seed, progress=progress, width=width)
+    loss = loss_scores(net, data.x_train, data.y_train, data.normalize)
+    forget, never = forgetting_scores(data, epochs=epochs, seed=seed, progress=progress, width=width)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"net": net.state_dict(), "loss": loss, "forgetting": forget, "never": never}, file)
+    return net, loss, forget, never
+
+
 def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *, fast: bool = False,
                  reference_epochs: int = 20, reference_width: int = 128, set_epochs: int = 300,
                  alignment_per_class: int | None = 500, embed_method: str = "umap",
-                 results: list[str | os.PathLike] = (), progress: bool = False, seed: int = 0) -> list[Path]:
-    """Regenerate every diagnosis figure for ``runs`` into ``out``; return the files written.
+                 results: list[str | os.PathLike] = (), only: list[str] | None = None,
+                 progress: bool = False, seed: int = 0) -> list[Path]:
+    """Regenerate the diagnosis figures for ``runs`` into ``out`` (all of :data:`FIGURES`, or ``only``
+    those); return the files written.
 
     The saturation curve reads the runs' ``results.csv`` plus the tables in ``results`` (e.g. a
     benchmark's CSV with more seeds, methods or IPCs); a row present in several counts once.
-
     The full-data networks (the loss reference and the forgetting run) train for ``reference_epochs``
-    at ``reference_width``: on Fashion-MNIST, width 32 and 10 epochs take ~10 minutes on 2 CPU cores
-    instead of hours. Gradient alignment uses ``alignment_per_class`` real samples a class (None: all).
+    at ``reference_width`` and are cached in ``out/cache``: on Fashion-MNIST, width 32 and 10
+    epochs take minutes on 2 CPU cores instead of hours. Gradient alignment uses
+    ``alignment_per_class`` real samples a class (None: all).
     """
+    chosen = list(FIGURES) if only is None else list(only)
+    unknown = sorted(set(chosen) - set(FIGURES))
+    if unknown:
+        raise ValueError(f"Unknown figures {unknown}; choose from {', '.join(FIGURES)}.")
     out = Path(out)
     written: list[Path] = []
     if fast:
         reference_epochs, set_epochs, embed_method = min(reference_epochs, 3), min(set_epochs, 50), "pca"
         alignment_per_class = 30
     sets = {name: SyntheticSet.load(folder / "synthetic.pt", device=data.device) for name, folder in runs.items()}
+    if {"histograms", "alignment", "embeddings"} & set(chosen):
+        # Difficulty of every real sample under a full-data network (loss) and while training one (forgetting).
+        reference, loss, forget, never = difficulty_reference(data, reference_epochs, reference_width, seed,
+                                                              out / "cache", progress)
 
-    # Difficulty of every real sample under a full-data network (loss) and while training one (forgetting).
-    reference = reference_network(data, epochs=reference_epochs, seed=seed, progress=progress,
-                                  width=reference_width)
-    loss = loss_scores(reference, data.x_train, data.y_train, data.normalize)
-    forget, never = forgetting_scores(data, epochs=reference_epochs, seed=seed, progress=progress,
-                                      width=reference_width)
-    nets = {name: train_on_set(data, *syn.decoded(), epochs=set_epochs, seed=seed) for name, syn in sets.items()}
-    for score_name, scores, nl in (("loss", loss, None), ("forgetting", forget, never)):
-        table = difficulty_table(data, scores, nl, score_name=score_name, sets=nets)
-        written += save_figure(plot_difficulty_histogram(table), table, out, f"difficulty_hist_{score_name}")
-        written += save_figure(plot_difficulty_histogram(table, overlay=True), table, out,
-                               f"difficulty_hist_{score_name}_overlay")
+    if "histograms" in chosen:
+        nets = {name: train_on_set(data, *syn.decoded(), epochs=set_epochs, seed=seed)
+                for name, syn in sets.items()}
+        for score_name, scores, nl in (("loss", loss, None), ("forgetting", forget, never)):
+            table = difficulty_table(data, scores, nl, score_name=score_name, sets=nets)
+            written += save_figure(plot_difficulty_histogram(table), table, out, f"difficulty_hist_{score_name}")
+            written += save_figure(plot_difficulty_histogram(table, overlay=True), table, out,
+                                   f"difficulty_hist_{score_name}_overlay")
 
-    # Gradient alignment at a freshly initialised matching network, as a distiller sees it.
-    torch.manual_seed(seed)
-    probe = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
-    per_set = [gradient_alignment(probe, data, *syn.decoded(), loss, max_per_class=alignment_per_class,
-                                  seed=seed, set_name=name) for name, syn in sets.items()]
-    table = pd.concat(per_set, ignore_index=True)
-    written += save_figure(plot_alignment(table), table, out, "gradient_alignment")
+    if "alignment" in chosen:
+        # Gradient alignment at a freshly initialised matching network, as a distiller sees it.
+        torch.manual_seed(seed)
+        probe = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
+        per_set = [gradient_alignment(probe, data, *syn.decoded(), loss, max_per_class=alignment_per_class,
+                                      seed=seed, set_name=name) for name, syn in sets.items()]
+        table = pd.concat(per_set, ignore_index=True)
+        written += save_figure(plot_alignment(table), table, out, "gradient_alignment")
 
-    # Embeddings of real features (reference network) with each set overlaid by segment.
-    for name, syn in sets.items():
-        table = embedding_table(reference, data, syn, loss, method=embed_method, max_real=500 if fast else 2000,
-                                seed=seed, cache_dir=out / "cache")
-        written += save_figure(plot_embedding(table), table, out, f"embedding_{name}")
+    if "embeddings" in chosen:
+        # Embeddings of real features (reference network) with each set overlaid by segment.
+        for name, syn in sets.items():
+            table = embedding_table(reference, data, syn, loss, method=embed_method,
+                                    max_real=500 if fast else 2000, seed=seed, cache_dir=out / "cache")
+            written += save_figure(plot_embedding(table), table, out, f"embedding_{name}")
 
-    # Saturation over IPC from every results table of the runs and the extra tables.
-    rows = read_results(list(runs.values()) + list(results))
+    rows = read_results(list(runs.values()) + list(results)) if "saturation" in chosen else pd.DataFrame()
     if len(rows) and (rows["metric"] == "test_acc").any():
+        # Saturation over IPC from every results table of the runs and the extra tables.
         key = [c for c in ("dataset", "method", "ipc", "seed", "arch", "metric", "protocol") if c in rows.columns]
         table = saturation_table(rows.drop_duplicates(key))
         written += save_figure(plot_saturation(table), table, out, "saturation")
 
-    # Redundancy of each distilled (non-coreset) set's halves.
-    for name, syn in sets.items():
-        if syn.ipc >= 2 and str(syn.meta.get("method")) not in ("random", "herding", "kcenter"):
-            table = redundancy_table(data, syn, epochs=set_epochs, seeds=[seed])
-            written += save_figure(plot_redundancy(table), table, out, f"redundancy_{name}")
+    if "redundancy" in chosen:
+        # Redundancy of each distilled (non-coreset) set's halves.
+        for name, syn in sets.items():
+            if syn.ipc >= 2 and str(syn.meta.get("method")) not in ("random", "herding", "kcenter"):
+                table = redundancy_table(data, syn, epochs=set_epochs, seeds=[seed])
+                written += save_figure(plot_redundancy(table), table, out, f"redundancy_{name}")
     return written

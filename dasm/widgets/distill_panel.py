@@ -237,7 +237,7 @@ class DistillPanel(Panel):
             with thread_output(self._buffer.write):
                 data = self.data = self._dataset(spec.dataset, spec.device)
                 self._distill(spec, data)
-                if spec.evaluate:
+                if spec.evaluate and not self.stopped:   # a partial set is not evaluated into the run's results
                     self._evaluate(spec, data)
             self._finish(spec)
         except Exception as err:  # shown in the panel and kept in .error; the thread ends here
@@ -278,7 +278,8 @@ class DistillPanel(Panel):
         self.grid_image.value = grid_png(syn)  # before the bar completes, so a finished bar means a grid is shown
         if not self.stopped:
             self.progress.value, self.segment_progress.value = total, self.segment_progress.max
-        print(f"saved {self.out_dir / 'synthetic.pt'}" + (" (stopped early)" if self.stopped else ""))
+        print(f"saved {self.out_dir / ('partial.pt' if self.stopped else 'synthetic.pt')}"
+              + (" (stopped early: Run again resumes it)" if self.stopped else ""))
 
     def _on_iteration(self, log: dict) -> None:
         log = dict(log)
@@ -323,7 +324,7 @@ class DistillPanel(Panel):
         if self.stopped:
             self.progress.bar_style = "warning"
             self.status.set(f"Stopped after {self._done}/{self._plan[0]} iterations; kept what was learned "
-                            f"in {self.out_dir}{acc}", "warn")
+                            f"in {self.out_dir} (partial.pt); Run again to resume", "warn")
         else:
             self.progress.bar_style = "success"
             self.status.set(f"Done: {spec.method} IPC {spec.ipc} on {spec.dataset} saved in {self.out_dir}{acc}",
