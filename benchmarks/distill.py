@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
 from cells import ROOT, RUNS, parse_cells, run_cell
 
 from dasm.data import load_dataset
@@ -32,6 +33,31 @@ SUITES = {
     "engine": "random:10,idc:10,dsa:10,idc:1,random:1",
     "dasm": "idc:10,dasm:10,idc:50,dasm:50,static-prune:50,dasm-nodifficulty:50",
 }
+
+
+ORDER = ["random", "herding", "kcenter", "dc", "dsa", "dm", "idc", "dasm", "dasm-nodifficulty", "static-prune"]
+
+
+def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu") -> pd.DataFrame:
+    """Every suite's committed result rows for ``dataset`` and ``preset``, as one table."""
+    files = [ROOT / "results" / f"{suite}_{dataset}_{preset}.csv" for suite in SUITES]
+    return pd.concat([pd.read_csv(f) for f in files if f.exists()], ignore_index=True)
+
+
+def readme_table(results: pd.DataFrame) -> str:
+    """The README's table: ConvNet test accuracy (mean ± std over seeds) and distillation time per method and IPC."""
+    acc = results[(results.metric == "test_acc") & (results.arch == "convnet")]
+    sec = results[(results.metric == "seconds") & (results.arch == "-")]
+    lines = ["| method | IPC | test accuracy (%) | seeds | distillation time |", "|---|---|---|---|---|"]
+    cells = sorted({(m, int(i)) for m, i in zip(acc.method, acc.ipc)},
+                   key=lambda c: (c[1], ORDER.index(c[0]) if c[0] in ORDER else len(ORDER), c[0]))
+    for method, ipc in cells:
+        values = acc[(acc.method == method) & (acc.ipc == ipc)].value
+        std = values.std() if len(values) > 1 else 0.0
+        times = sec[(sec.method == method) & (sec.ipc == ipc)].value
+        took = f"{times.median() / 60:.1f} min" if len(times) else ""
+        lines.append(f"| {method} | {ipc} | {values.mean():.1f} ± {std:.1f} | {len(values)} | {took} |")
+    return "\n".join(lines)
 
 
 def main() -> None:

@@ -55,3 +55,23 @@ def test_readme_speed_table_matches_the_committed_csv():
     readme = (root / "README.md").read_text()
     block = readme.split("<!-- speed:start -->\n")[1].split("\n<!-- speed:end -->")[0]
     assert block == speed.readme_table(pd.read_csv(root / "benchmarks" / "results" / "speed_cpu.csv"))
+
+
+def test_distillation_readme_table_orders_cells_and_shows_time():
+    import distill  # noqa: E402
+
+    table = pd.DataFrame(_rows("dasm", 50, [84.0, 86.0]) + _rows("idc", 50, [83.0]) + _rows("random", 10, [75.0])
+                         + [{"dataset": "fashion-mnist", "method": "idc", "ipc": 50, "seed": 0, "arch": "-",
+                             "metric": "seconds", "value": 600.0, "protocol": "distill"}])
+    lines = distill.readme_table(table).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| random", "| idc", "| dasm"]
+    assert lines[3] == "| idc | 50 | 83.0 ± 0.0 | 1 | 10.0 min |"
+    assert lines[4] == "| dasm | 50 | 85.0 ± 1.4 | 2 |  |"
+
+
+def test_readme_distillation_table_matches_the_committed_csvs():
+    import distill  # noqa: E402
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- distill:start -->\n")[1].split("\n<!-- distill:end -->")[0]
+    assert block == distill.readme_table(distill.suite_tables())
