@@ -105,6 +105,15 @@ def protocol_notes(preset: str, dataset: str) -> str:
             "mean ± std over seeds (count in brackets).")
 
 
+def dataset_section(results: pd.DataFrame, preset: str, dataset: str) -> str:
+    """One dataset's accuracy table, protocol notes and cross-architecture table (also the README's block)."""
+    parts = [markdown_table(results, dataset), "", protocol_notes(preset, dataset)]
+    cross = cross_arch_table(results, dataset)
+    if cross:
+        parts += ["", f"Cross-architecture, IPC {CROSS_ARCH['ipc']}:\n", cross]
+    return "\n".join(parts)
+
+
 def render(preset: str, datasets: list[str]) -> str:
     """The Markdown of every dataset's tables, written next to the CSVs."""
     parts = [f"# Accuracy suite ({preset} preset)\n", "Made by `python benchmarks/accuracy.py`; "
@@ -113,11 +122,7 @@ def render(preset: str, datasets: list[str]) -> str:
         path = ROOT / "results" / f"accuracy_{name}_{preset}.csv"
         if not path.exists():
             continue
-        results = pd.read_csv(path)
-        parts += [f"## {name}\n", markdown_table(results, name), "", protocol_notes(preset, name), ""]
-        cross = cross_arch_table(results, name)
-        if cross:
-            parts += [f"Cross-architecture, IPC {CROSS_ARCH['ipc']}:\n", cross, ""]
+        parts += [f"## {name}\n", dataset_section(pd.read_csv(path), preset, name), ""]
     text = "\n".join(parts)
     (ROOT / "results" / f"accuracy_{preset}.md").write_text(text)
     return text

@@ -39,9 +39,13 @@ ORDER = ["random", "herding", "kcenter", "dc", "dsa", "dm", "idc", "dasm", "dasm
 
 
 def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu") -> pd.DataFrame:
-    """Every suite's committed result rows for ``dataset`` and ``preset``, as one table."""
+    """Every suite's committed result rows for ``dataset`` and ``preset``, as one table.
+
+    A cell that two suites share (IDC at IPC 10) counts once per seed: the first suite's row.
+    """
     files = [ROOT / "results" / f"{suite}_{dataset}_{preset}.csv" for suite in SUITES]
-    return pd.concat([pd.read_csv(f) for f in files if f.exists()], ignore_index=True)
+    table = pd.concat([pd.read_csv(f) for f in files if f.exists()], ignore_index=True)
+    return table.drop_duplicates(["method", "ipc", "seed", "arch", "metric"], keep="first", ignore_index=True)
 
 
 def readme_table(results: pd.DataFrame) -> str:

@@ -75,3 +75,11 @@ def test_readme_distillation_table_matches_the_committed_csvs():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("<!-- distill:start -->\n")[1].split("\n<!-- distill:end -->")[0]
     assert block == distill.readme_table(distill.suite_tables())
+
+
+def test_readme_digits_accuracy_block_matches_the_committed_csv():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- accuracy-digits:start -->\n")[1].split("\n<!-- accuracy-digits:end -->")[0]
+    results = pd.read_csv(root / "benchmarks" / "results" / "accuracy_digits_cpu.csv")
+    assert block == accuracy.dataset_section(results, "cpu", "digits")
