@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 from cells import ROOT, RUNS, run_cell
+from readme import write_block
 
 from dasm.config import preset_config, preset_protocol
 from dasm.data import load_dataset
@@ -122,7 +123,10 @@ def render(preset: str, datasets: list[str]) -> str:
         path = ROOT / "results" / f"accuracy_{name}_{preset}.csv"
         if not path.exists():
             continue
-        parts += [f"## {name}\n", dataset_section(pd.read_csv(path), preset, name), ""]
+        section = dataset_section(pd.read_csv(path), preset, name)
+        parts += [f"## {name}\n", section, ""]
+        if (name, preset) == ("digits", "cpu"):
+            write_block("accuracy-digits", section)
     text = "\n".join(parts)
     (ROOT / "results" / f"accuracy_{preset}.md").write_text(text)
     return text

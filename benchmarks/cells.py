@@ -52,7 +52,7 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=archs, progress=progress)
     evals = evals[[not has_row(table, method, ipc, seed, a) for a in evals.arch]]
     runs_table = pd.read_csv(out / "results.csv")
-    timing = runs_table[(runs_table.protocol == "distill") & (runs_table.seed == seed)].tail(1)
+    timing = runs_table[(runs_table.protocol == "distill") & (runs_table.seed == seed)].groupby("metric").tail(1)
     if not table.empty and ((table.method == method) & (table.ipc == ipc) & (table.seed == seed)
                             & (table.protocol == "distill")).any():
         timing = timing.iloc[:0]

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from readme import write_block
+
 from dasm.augment import DSA
 from dasm.device import resolve_device
 from dasm.matching import GRAD_PATHS, gradient_match_backward, matched_parameters
@@ -234,7 +236,9 @@ def main() -> None:
     print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s on {device}")
     show = table[["op", "path", "ipc", "width", "median_s", "gflops_per_s", "frac_matmul", "peak_mb"]]
     print(show.to_markdown(index=False, floatfmt=".3g"))
-    print("\nFor the README:\n" + readme_table(table))
+    if device.type == "cpu" and out.name == "speed_cpu.csv":
+        write_block("speed", readme_table(table))
+        print("README speed block rewritten")
     print(f"wrote {out}")
 
 

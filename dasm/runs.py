@@ -30,10 +30,10 @@ DASM_METHODS = ("dasm", "dasm-nodifficulty", "static-prune")
 ALL_METHODS = CORESET_METHODS + METHODS + DASM_METHODS
 
 
-def _timing_row(data: Dataset, method: str, ipc: int, seed: int, seconds: float, preset: str) -> pd.DataFrame:
+def _timing_rows(data: Dataset, method: str, ipc: int, seed: int, preset: str, **seconds: float) -> pd.DataFrame:
     return pd.DataFrame([{"dataset": data.name, "method": method, "ipc": ipc, "seed": seed, "arch": "-",
-                          "metric": "seconds", "value": seconds, "protocol": "distill", "device": data.device.type,
-                          "preset": preset}])
+                          "metric": metric, "value": value, "protocol": "distill", "device": data.device.type,
+                          "preset": preset} for metric, value in seconds.items()])
 
 
 def run_config(dataset: str, method: str, ipc: int, *, preset: str = "cpu", seed: int = 0,
@@ -73,7 +73,9 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
     """Make the ``ipc``-per-class set of ``method`` in ``out`` and return it.
 
     A finished run with the same settings is loaded instead of recomputed; an interrupted one
-    (or one ended by ``should_stop``, which leaves its set as ``partial.pt``) resumes from its checkpoint. The distillation's wall time is appended to ``results.csv``.
+    (or one ended by ``should_stop``, which leaves its set as ``partial.pt``) resumes from its
+    checkpoint. The distillation's wall time (``seconds``; for DASM also ``probe_seconds``, the
+    probes' share of it) is appended to ``results.csv``.
     ``callback(log)`` runs after every distillation iteration and ``should_stop()`` ends it early
     (see :func:`dasm.distill.distill_segment`; every distilling method, static pruning included);
     ``on_segment(log, syn)`` runs when a DASM segment
@@ -113,7 +115,10 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         syn.save(done)
         if method == "static-prune":  # its settings include the pruning, not only the base config
             (out / "config.json").write_text(json.dumps(settings, indent=2))
-    append_results(_timing_row(data, method, ipc, seed, time.perf_counter() - t0, preset), out / "results.csv")
+    timing = {"seconds": time.perf_counter() - t0}
+    if method in ("dasm", "dasm-nodifficulty"):   # what the probes (training + scoring) cost on top of matching
+        timing["probe_seconds"] = sum(float(log.get("probe_seconds", 0.0)) for log in syn.meta.get("segment_logs", []))
+    append_results(_timing_rows(data, method, ipc, seed, preset, **timing), out / "results.csv")
     return syn
 
 

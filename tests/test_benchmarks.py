@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import accuracy  # noqa: E402
 import cells  # noqa: E402
+import readme  # noqa: E402
 
 
 def _rows(method, ipc, values, arch="convnet", dataset="fashion-mnist"):
@@ -52,9 +53,7 @@ def test_readme_speed_table_matches_the_committed_csv():
     import speed  # noqa: E402
 
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text()
-    block = readme.split("<!-- speed:start -->\n")[1].split("\n<!-- speed:end -->")[0]
-    assert block == speed.readme_table(pd.read_csv(root / "benchmarks" / "results" / "speed_cpu.csv"))
+    assert readme.read_block("speed") == speed.readme_table(pd.read_csv(root / "benchmarks" / "results" / "speed_cpu.csv"))
 
 
 def test_distillation_readme_table_orders_cells_and_shows_time():
@@ -62,24 +61,32 @@ def test_distillation_readme_table_orders_cells_and_shows_time():
 
     table = pd.DataFrame(_rows("dasm", 50, [84.0, 86.0]) + _rows("idc", 50, [83.0]) + _rows("random", 10, [75.0])
                          + [{"dataset": "fashion-mnist", "method": "idc", "ipc": 50, "seed": 0, "arch": "-",
-                             "metric": "seconds", "value": 600.0, "protocol": "distill"}])
+                             "metric": "seconds", "value": 600.0, "protocol": "distill"},
+                            {"dataset": "fashion-mnist", "method": "dasm", "ipc": 50, "seed": 0, "arch": "-",
+                             "metric": "probe_seconds", "value": 90.0, "protocol": "distill"}])
     lines = distill.readme_table(table).splitlines()
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| random", "| idc", "| dasm"]
-    assert lines[3] == "| idc | 50 | 83.0 ± 0.0 | 1 | 10.0 min |"
-    assert lines[4] == "| dasm | 50 | 85.0 ± 1.4 | 2 |  |"
+    assert lines[3] == "| idc | 50 | 83.0 ± 0.0 | 1 | 10.0 min |  |"
+    assert lines[4] == "| dasm | 50 | 85.0 ± 1.4 | 2 |  | 1.5 min |"
 
 
 def test_readme_distillation_table_matches_the_committed_csvs():
     import distill  # noqa: E402
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("<!-- distill:start -->\n")[1].split("\n<!-- distill:end -->")[0]
-    assert block == distill.readme_table(distill.suite_tables())
+    assert readme.read_block("distill") == distill.readme_table(distill.suite_tables())
 
 
 def test_readme_digits_accuracy_block_matches_the_committed_csv():
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text()
-    block = readme.split("<!-- accuracy-digits:start -->\n")[1].split("\n<!-- accuracy-digits:end -->")[0]
     results = pd.read_csv(root / "benchmarks" / "results" / "accuracy_digits_cpu.csv")
-    assert block == accuracy.dataset_section(results, "cpu", "digits")
+    assert readme.read_block("accuracy-digits") == accuracy.dataset_section(results, "cpu", "digits")
+
+
+def test_readme_blocks_are_rewritten_in_place_and_missing_ones_say_so(tmp_path):
+    doc = tmp_path / "README.md"
+    doc.write_text("intro\n<!-- t:start -->\nold\n<!-- t:end -->\nafter\n")
+    readme.write_block("t", "new\nrows", doc)
+    assert doc.read_text() == "intro\n<!-- t:start -->\nnew\nrows\n<!-- t:end -->\nafter\n"
+    assert readme.read_block("t", doc) == "new\nrows"
+    with pytest.raises(KeyError, match="no block 'other'"):
+        readme.write_block("other", "x", doc)

@@ -48,3 +48,9 @@ def test_sweep_gives_dasm_knobs_to_dasm_only(digits, tmp_path):
     acc = results[results.metric == "test_acc"]
     assert set(acc.method) == {"random", "idc", "dasm"}
     assert acc[acc.method == "dasm"].segments.iloc[0] == 2
+
+
+def test_dasm_run_records_what_its_probes_cost(digits, tmp_path):
+    distill_run(digits, "dasm", 2, tmp_path, progress=False, iterations=2, segments=2, probe_epochs=2)
+    timing = pd.read_csv(tmp_path / "results.csv").set_index("metric").value
+    assert 0 < timing["probe_seconds"] < timing["seconds"]
