@@ -116,8 +116,10 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         if method == "static-prune":  # its settings include the pruning, not only the base config
             (out / "config.json").write_text(json.dumps(settings, indent=2))
     timing = {"seconds": time.perf_counter() - t0}
-    if method in ("dasm", "dasm-nodifficulty"):   # what the probes (training + scoring) cost on top of matching
-        timing["probe_seconds"] = sum(float(log.get("probe_seconds", 0.0)) for log in syn.meta.get("segment_logs", []))
+    if method in ("dasm", "dasm-nodifficulty"):   # summed over segments, so a resumed run counts them all
+        logs = syn.meta.get("segment_logs", [])
+        seconds = sum(float(log["seconds"]) for log in logs)
+        timing = {"seconds": seconds, "probe_seconds": seconds - sum(float(log["distill_seconds"]) for log in logs)}
     append_results(_timing_rows(data, method, ipc, seed, preset, **timing), out / "results.csv")
     return syn
 

@@ -52,6 +52,8 @@ class DasmConfig:
     Defaults: 5 segments of equal size, loss under the probe, a sliding window holding half of
     each class, probes trained for 300 epochs, and the base distiller's iteration budget split
     evenly over the segments (so DASM does as many matching steps as the plain distiller).
+    ``probe_width`` sizes the probes and, for ``learnability``, the full-data reference network
+    (trained for ``reference_epochs``), so both losses come from the same architecture.
     """
 
     base: DistillConfig
@@ -232,10 +234,11 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                 scores = _real_forgetting(data, syn, cfg, base.seed + k)
             elif cfg.score == "forgetting":
                 scores = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize,
-                                           epochs=cfg.real_probe_epochs, seed=base.seed)[0]
+                                           epochs=cfg.real_probe_epochs, seed=base.seed, width=cfg.probe_width)[0]
             else:
                 if cfg.score == "learnability" and reference is None:
-                    reference = reference_network(data, epochs=cfg.reference_epochs, seed=base.seed)
+                    reference = reference_network(data, epochs=cfg.reference_epochs, seed=base.seed,
+                                                  progress=progress, width=cfg.probe_width)
                 scores = score_samples(cfg.score, probe, data.x_train, data.y_train, data.normalize,
                                        reference=reference)
         # 3. pools
@@ -246,7 +249,8 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             pools = select_pools(scores, data.class_index, k, cfg.segments, cfg.policy, cfg.window, g,
                                  min_per_class=max(n_k * base.factor ** 2, 1))
         log.update(_pool_log(scores, pools, k, cfg))
-        log["probe_seconds"] = t_probe
+        log["probe_train_seconds"] = t_probe
+        log["probe_seconds"] = time.perf_counter() - t0   # training the probe, scoring, selecting the pools
         # 4. distill S_k against R_k
         seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k)
         pool_data = _pool_dataset(data, pools)
