@@ -55,7 +55,8 @@ def readme_table(results: pd.DataFrame) -> str:
     acc = results[(results.metric == "test_acc") & (results.arch == "convnet")]
 
     def minutes(method: str, ipc: int, metric: str) -> str:
-        times = results[(results.metric == metric) & (results.method == method) & (results.ipc == ipc)].value
+        times = results[(results.metric == metric) & (results.protocol == "distill")
+                        & (results.method == method) & (results.ipc == ipc)].value
         return f"{times.median() / 60:.1f} min" if len(times) else ""
 
     lines = ["| method | IPC | test accuracy (%) | seeds | distillation time | of which probes |",

@@ -62,6 +62,8 @@ def test_distillation_readme_table_orders_cells_and_shows_time():
     table = pd.DataFrame(_rows("dasm", 50, [84.0, 86.0]) + _rows("idc", 50, [83.0]) + _rows("random", 10, [75.0])
                          + [{"dataset": "fashion-mnist", "method": "idc", "ipc": 50, "seed": 0, "arch": "-",
                              "metric": "seconds", "value": 600.0, "protocol": "distill"},
+                            {"dataset": "fashion-mnist", "method": "idc", "ipc": 50, "seed": 0, "arch": "convnet",
+                             "metric": "seconds", "value": 90.0, "protocol": "convnet/ep300"},
                             {"dataset": "fashion-mnist", "method": "dasm", "ipc": 50, "seed": 0, "arch": "-",
                              "metric": "probe_seconds", "value": 90.0, "protocol": "distill"}])
     lines = distill.readme_table(table).splitlines()
