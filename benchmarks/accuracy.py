@@ -20,7 +20,6 @@ and renders benchmarks/results/accuracy_<preset>.md next to the published number
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 from cells import ROOT, RUNS, run_cell
@@ -29,8 +28,6 @@ from readme import write_block
 from dasm.config import preset_config, preset_protocol
 from dasm.data import load_dataset
 from dasm.device import resolve_device
-from dasm.evaluate import append_results
-from dasm.runs import full_data_run
 
 METHODS = ["random", "herding", "dc", "dsa", "dm", "idc", "dasm", "dasm-nodifficulty", "static-prune"]
 SEQUENTIAL = {"dasm", "dasm-nodifficulty"}
@@ -152,11 +149,8 @@ def main() -> None:
         for name in datasets:
             data = load_dataset(name, device=device)
             table = ROOT / "results" / f"accuracy_{data.name}_{args.preset}.csv"
-            full = full_data_run(data, Path(args.runs) / data.name / "full", seeds=seeds)  # the ceiling
-            have = set(pd.read_csv(table).query("method == 'full'").seed) if table.exists() else set()
-            append_results(full[~full.seed.isin(have)].assign(preset=args.preset), table)
             for seed in seeds:
-                for method, ipc in cells(ipcs, args.methods.split(",")):
+                for method, ipc in [("full", 0)] + cells(ipcs, args.methods.split(",")):
                     run_cell(data, method, ipc, seed, table, preset=args.preset,
                              archs=archs_for(method, ipc), runs=args.runs)
             render(args.preset, datasets)

@@ -1,5 +1,8 @@
 """One benchmark cell = (method, IPC, seed): distill with that seed, evaluate with the same seed.
 
+The cell ``full`` (no IPC) trains on the whole training set with the dataset's reference
+recipe instead: the ceiling every distilled set is compared to.
+
 Shared by ``distill.py`` and ``accuracy.py``. A cell whose test accuracy is already in the
 result table is skipped, so every suite resumes where it stopped; the run folders keep the
 distillation checkpoints, so even a cell cut off half-way resumes.
@@ -13,19 +16,22 @@ import pandas as pd
 
 from dasm.data import Dataset
 from dasm.evaluate import append_results
-from dasm.runs import distill_run, evaluate_run
+from dasm.runs import distill_run, evaluate_run, full_data_run
 
 ROOT = Path(__file__).resolve().parent
 RUNS = ROOT.parent / "data" / "runs" / "bench"
 
 
 def parse_cells(text: str) -> list[tuple[str, int]]:
-    """``"idc:10,dsa:1"`` -> ``[("idc", 10), ("dsa", 1)]``."""
+    """``"idc:10,dsa:1,full"`` -> ``[("idc", 10), ("dsa", 1), ("full", 0)]``."""
     cells = []
     for item in text.split(","):
         method, _, ipc = item.strip().partition(":")
+        if method == "full" and not ipc:
+            cells.append(("full", 0))
+            continue
         if not ipc.isdigit():
-            raise ValueError(f"Cell {item!r} is not method:ipc (e.g. idc:10).")
+            raise ValueError(f"Cell {item!r} is not method:ipc (e.g. idc:10) or full.")
         cells.append((method, int(ipc)))
     return cells
 
@@ -44,6 +50,11 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     """Distill and evaluate one cell (skipping what is done) and append its rows to ``table_path``."""
     table = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(
         columns=["method", "ipc", "seed", "metric", "arch"])
+    if method == "full":
+        if not table.empty and ((table.method == "full") & (table.seed == seed) & (table.metric == "test_acc")).any():
+            return table
+        rows = full_data_run(data, Path(runs) / data.name / "full", seeds=[seed], progress=progress)
+        return append_results(rows.assign(preset=preset, device=data.device.type), table_path)
     archs = archs or ["convnet"]
     if all(has_row(table, method, ipc, seed, a) for a in archs):
         return table

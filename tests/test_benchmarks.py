@@ -19,7 +19,7 @@ def _rows(method, ipc, values, arch="convnet", dataset="fashion-mnist"):
 
 
 def test_parse_cells_and_bad_cell():
-    assert cells.parse_cells("idc:10, dsa:1") == [("idc", 10), ("dsa", 1)]
+    assert cells.parse_cells("idc:10, dsa:1,full") == [("idc", 10), ("dsa", 1), ("full", 0)]
     with pytest.raises(ValueError, match="method:ipc"):
         cells.parse_cells("idc10")
 
@@ -60,6 +60,7 @@ def test_distillation_readme_table_orders_cells_and_shows_time():
     import distill  # noqa: E402
 
     table = pd.DataFrame(_rows("dasm", 50, [84.0, 86.0]) + _rows("idc", 50, [83.0]) + _rows("random", 10, [75.0])
+                         + _rows("full", 6000, [91.0])
                          + [{"dataset": "fashion-mnist", "method": "idc", "ipc": 50, "seed": 0, "arch": "-",
                              "metric": "seconds", "value": 600.0, "protocol": "distill"},
                             {"dataset": "fashion-mnist", "method": "idc", "ipc": 50, "seed": 0, "arch": "convnet",
@@ -67,7 +68,8 @@ def test_distillation_readme_table_orders_cells_and_shows_time():
                             {"dataset": "fashion-mnist", "method": "dasm", "ipc": 50, "seed": 0, "arch": "-",
                              "metric": "probe_seconds", "value": 90.0, "protocol": "distill"}])
     lines = distill.readme_table(table).splitlines()
-    assert [line.split(" | ")[0] for line in lines[2:]] == ["| random", "| idc", "| dasm"]
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| random", "| idc", "| dasm", "| full"]
+    assert lines[5].startswith("| full | all | 91.0 ± 0.0 | 1 |")
     assert lines[3] == "| idc | 50 | 83.0 ± 0.0 | 1 | 10.0 min |  |"
     assert lines[4] == "| dasm | 50 | 85.0 ± 1.4 | 2 |  | 1.5 min |"
 
