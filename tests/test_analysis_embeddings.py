@@ -110,6 +110,12 @@ def test_plot_colour_bar_and_one_legend_entry_per_segment(net, digits, two_segme
     assert labels == ["segment 1 (2 IPC)", "segment 2 (2 IPC)"]
     assert "(a.u.)" in ax.get_xlabel() and "(a.u.)" in ax.get_ylabel()
     assert not any(isinstance(a, AnnotationBbox) for a in ax.get_children())
+    marks = [c for c in ax.collections if c.get_zorder() == 3]  # the synthetic markers, one per segment
+    assert len(marks) == 2 and len({tuple(c.get_facecolor()[0]) for c in marks}) == 2
+    syn = t[t["kind"] == "synthetic"]
+    big = pd.concat([t] + [syn] * 30, ignore_index=True)  # a large set: smaller markers, real points stay visible
+    big_marks = [c for c in plot_embedding(big).axes[0].collections if c.get_zorder() == 3]
+    assert big_marks[0].get_sizes()[0] < marks[0].get_sizes()[0] / 4
     by_label = plot_embedding(t, color_by="label")
     assert by_label.axes[1].get_ylabel() == "class label"
 

@@ -1,6 +1,7 @@
 """dasm.analysis.histograms: the long table, counts that never drop a sample, the right/wrong split, figures."""
 
 import matplotlib
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,6 +120,10 @@ def test_plot_panels_with_labels_and_a_bar_per_bin(setup):
     assert axes[0].get_ylabel() == "real training samples"
     only = plot_difficulty_histogram(table, bins=10, sets=["dasm"])
     assert len(only.get_axes()) == 1 and "dasm" in only.get_axes()[0].get_title()
+    assert axes[0].get_yscale() == "linear"
+    logged = plot_difficulty_histogram(table, bins=10, log=True).get_axes()
+    assert all(ax.get_yscale() == "log" for ax in logged)
+    assert plot_difficulty_histogram(table, bins=10, overlay=True, log=True).get_axes()[0].get_yscale() == "log"
     with pytest.raises(ValueError, match="not in the table"):
         plot_difficulty_histogram(table, sets=["dm"])
     matplotlib.pyplot.close("all")
@@ -133,6 +138,19 @@ def test_overlay_draws_one_step_line_per_set(setup):
     assert any(lbl.startswith("idc") for lbl in labels) and any(lbl.startswith("dasm") for lbl in labels)
     assert ax.get_xlabel() == "loss under a full-data network"
     assert "real training samples" in ax.get_ylabel()
+    matplotlib.pyplot.close("all")
+
+
+def test_overlay_gives_run_named_sets_their_method_colour_and_never_one_colour_twice(setup):
+    from dasm.analysis.style import method_color
+
+    table = setup[3].replace({"set": {"idc": "idc-ipc50", "dasm": "dasm-ipc50"}})
+    (ax,) = plot_difficulty_histogram(table, bins=10, overlay=True).get_axes()
+    colors = {line.get_label().split(" ")[0]: matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()}
+    assert colors == {"idc-ipc50": method_color("idc"), "dasm-ipc50": method_color("dasm")}
+    twins = setup[3].replace({"set": {"idc": "idc-ipc10", "dasm": "idc-ipc50"}})
+    (ax,) = plot_difficulty_histogram(twins, bins=10, overlay=True).get_axes()
+    assert len({matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()}) == 2
     matplotlib.pyplot.close("all")
 
 

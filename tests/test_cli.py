@@ -139,6 +139,9 @@ def test_figures_fast_writes_every_figure(tmp_path, capsys):
     for stem in expected:
         assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.csv"} <= names, stem
     assert "gradient_alignment.png" in capsys.readouterr().out
+    counts = pd.read_csv(out / "difficulty_hist_loss_counts.csv")  # binned: per set, adds up to the data
+    per_sample = pd.read_csv(out / "difficulty_hist_loss.csv")
+    assert (counts.groupby("set")["count"].sum() == per_sample.groupby("set").size()).all()
     # figures are drawn from saved tables: the saturation table has a row per method
     saturation = pd.read_csv(out / "saturation.csv")
     assert {"random", "idc", "dasm", "herding"} <= set(saturation.method)

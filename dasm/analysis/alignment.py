@@ -27,7 +27,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..data import Dataset
 from ..matching import matched_parameters
-from .style import METHOD_COLORS, dasm_style, method_color
+from .style import dasm_style, set_colors
 
 TABLE_COLUMNS = ("index", "label", "score", "decile", "cosine")
 DEFAULT_SET = "synthetic set"
@@ -263,15 +263,10 @@ def plot_alignment(table: pd.DataFrame) -> Figure:
     summary["set"] = summary["set"].astype(str)
     with dasm_style():
         fig, ax = plt.subplots()
-        cycle = [c for c in plt.rcParams["axes.prop_cycle"].by_key().get("color", [])
-                 if c.lower() not in {v.lower() for v in METHOD_COLORS.values()}] or ["#4d4d4d"]
-        other = 0
+        colors = set_colors(sets)
         for name in sets:
             rows = summary[summary["set"] == name].sort_values("decile")
-            if name.lower() in METHOD_COLORS:
-                color = method_color(name.lower())
-            else:
-                color, other = cycle[other % len(cycle)], other + 1
+            color = colors[name]
             ax.plot(rows["decile"], rows["mean"], marker="o", markersize=3.5, color=color,
                     label=f"{name} (n={int(rows['count'].sum())})")
             ax.fill_between(rows["decile"], rows["ci_lo"], rows["ci_hi"], color=color, alpha=0.2, linewidth=0)

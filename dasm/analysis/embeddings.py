@@ -188,12 +188,14 @@ def plot_embedding(table: pd.DataFrame, color_by: str = "score", thumbnails: Ten
                    zoom: float = 1.0, *, score_label: str = "difficulty score (higher = harder)",
                    title: str | None = None) -> Figure:
     """Draw an :func:`embedding_table`: real points as dots coloured by ``score`` (colour bar) or ``label``,
-    synthetic images as large markers, one marker shape per segment, or as image thumbnails.
+    synthetic images as markers (one shape and colour per segment, smaller as the set grows) or as
+    image thumbnails.
 
     ``thumbnails`` is the synthetic set's stored images (``syn.images``, pixels in [0, 1]); ``zoom`` scales
     them (1 draws each about 24 points wide). Colouring by score falls back to labels when no scores exist.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
     from matplotlib.lines import Line2D
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -230,6 +232,8 @@ def plot_embedding(table: pd.DataFrame, color_by: str = "score", thumbnails: Ten
 
         handles = []
         segments = sorted(int(s) for s in syn["segment"].dropna().unique())
+        # Markers shrink as the set grows (110 pt^2 up to 50 images, ~35 at 500) so the real points stay visible.
+        size = 110.0 * min(1.0, (50 / max(len(syn), 1)) ** 0.5)
         n_syn_classes = max(syn["label"].nunique(), 1)
         for k in segments:
             rows = syn[syn["segment"] == k]
@@ -237,13 +241,13 @@ def plot_embedding(table: pd.DataFrame, color_by: str = "score", thumbnails: Ten
             edge = plt.get_cmap("Dark2")((k - 1) % 8) if len(segments) > 1 else "black"
             if color_by == "label":
                 face = [cmap(int(c)) for c in rows["label"]]
-            else:
-                face = _SYN_COLOR
+            else:  # one colour per segment (besides its shape), so small markers still tell segments apart
+                face = to_hex(edge) if len(segments) > 1 else _SYN_COLOR
             ipc = len(rows) // n_syn_classes
             label = f"segment {k} ({ipc} IPC)"
             if thumbnails is None:
-                ax.scatter(rows["x"], rows["y"], marker=marker, s=110, c=face, edgecolors="black",
-                           linewidths=0.8, zorder=3)
+                ax.scatter(rows["x"], rows["y"], marker=marker, s=size, c=face, edgecolors="black",
+                           linewidths=0.8 if size > 60 else 0.4, zorder=3)
                 handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=10,
                                       markerfacecolor=face if isinstance(face, str) else "#dddddd",
                                       markeredgecolor="black", label=label))

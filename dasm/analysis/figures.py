@@ -37,7 +37,7 @@ from ..runs import distill_run, evaluate_run, read_results
 from ..synthetic import SyntheticSet
 from .alignment import gradient_alignment, plot_alignment
 from .embeddings import embedding_table, plot_embedding
-from .histograms import difficulty_table, plot_difficulty_histogram, train_on_set
+from .histograms import difficulty_table, histogram_counts, plot_difficulty_histogram, train_on_set
 from .redundancy import plot_redundancy, redundancy_table
 from .saturation import plot_saturation, saturation_table
 
@@ -146,9 +146,15 @@ def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *
                 for name, syn in sets.items()}
         for score_name, scores, nl in (("loss", loss, None), ("forgetting", forget, never)):
             table = difficulty_table(data, scores, nl, score_name=score_name, sets=nets)
-            written += save_figure(plot_difficulty_histogram(table), table, out, f"difficulty_hist_{score_name}")
-            written += save_figure(plot_difficulty_histogram(table, overlay=True), table, out,
+            # Log counts: on a full dataset the easy bins hold most samples and hide the hard tail.
+            written += save_figure(plot_difficulty_histogram(table, log=True), table, out,
+                                   f"difficulty_hist_{score_name}")
+            written += save_figure(plot_difficulty_histogram(table, overlay=True, log=True), table, out,
                                    f"difficulty_hist_{score_name}_overlay")
+            # The per-sample table is one row per real image and set; the binned counts are small to keep.
+            counts = out / f"difficulty_hist_{score_name}_counts.csv"
+            histogram_counts(table).to_csv(counts, index=False)
+            written.append(counts)
 
     if "alignment" in chosen:
         # Gradient alignment at a freshly initialised matching network, as a distiller sees it.

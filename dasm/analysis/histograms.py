@@ -27,7 +27,7 @@ from ..device import seed_everything
 from ..evaluate import make_augment
 from ..nets import get_network
 from ..train import Recipe, predict, train_model
-from .style import METHOD_COLORS, dasm_style, method_color
+from .style import dasm_style, set_colors
 
 TABLE_COLUMNS = ("index", "label", "score", "score_name", "never_learned", "set", "correct")
 NO_SET = "all"  # the set name used when the table has no synthetic sets (correct is then missing)
@@ -166,23 +166,6 @@ def histogram_counts(table: pd.DataFrame, bins: int = 20) -> pd.DataFrame:
 # The figure
 # ---------------------------------------------------------------------------------------
 
-def _set_colors(names: list[str]) -> dict[str, str]:
-    """A method's own colour for method names, the style's cycle for the others."""
-    import matplotlib.pyplot as plt
-
-    cycle = [c for c in plt.rcParams["axes.prop_cycle"].by_key().get("color", [])
-             if c.lower().lstrip("#") not in {v.lower().lstrip("#") for v in METHOD_COLORS.values()}] or ["#4d4d4d"]
-    out, i = {}, 0
-    for name in names:
-        if name.lower() in METHOD_COLORS:
-            out[name] = method_color(name.lower())
-        else:
-            c = cycle[i % len(cycle)]
-            out[name] = c if c.startswith("#") else "#" + c
-            i += 1
-    return out
-
-
 def _score_ticks(ax, edges: np.ndarray, integer: bool, nl_x: float | None) -> None:
     """Score ticks within the binned range (bin centres for integer scores), plus "never learned" at ``nl_x``."""
     if integer and len(edges) <= 16:
@@ -199,10 +182,11 @@ def _score_ticks(ax, edges: np.ndarray, integer: bool, nl_x: float | None) -> No
 
 
 def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[str] | None = None,
-                              overlay: bool = False) -> Figure:
+                              overlay: bool = False, log: bool = False) -> Figure:
     """Histogram of the real training data over difficulty, one panel per set with stacked bars of the
     samples its network gets right and wrong (plus a hatched "never learned" bar when there are any);
-    ``overlay=True`` instead draws each set's wrong samples as a step line on one axes.
+    ``overlay=True`` instead draws each set's wrong samples as a step line on one axes. ``log=True``
+    puts the counts on a log axis: most real samples are easy, so a linear axis hides the hard tail.
     """
     import matplotlib.pyplot as plt
 
@@ -235,7 +219,7 @@ def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[st
     with dasm_style():
         if overlay:
             fig, ax = plt.subplots()
-            colors = _set_colors(chosen)
+            colors = set_colors(chosen)
             for name in chosen:
                 if counts.loc[counts["set"] == name, "correct"].isna().all():
                     raise ValueError(f"Set {name!r} has no right/wrong split: overlay compares the "
@@ -251,6 +235,7 @@ def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[st
             _score_ticks(ax, edges, integer, nl_x if has_nl else None)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"{ylabel} classified wrong")
+            ax.set_yscale("log" if log else "linear")
             ax.set_title("Wrong real samples by difficulty")
             ax.legend(title="synthetic set")
             fig.tight_layout()
@@ -285,6 +270,7 @@ def plot_difficulty_histogram(table: pd.DataFrame, bins: int = 20, sets: list[st
                 ax.set_title(f"{name}: {acc:.1f}% of real train right")
             _score_ticks(ax, edges, integer, nl_x if has_nl else None)
             ax.set_xlabel(xlabel)
+            ax.set_yscale("log" if log else "linear")
             ax.legend()
         axes[0][0].set_ylabel(ylabel)
         fig.tight_layout()
