@@ -110,7 +110,8 @@ def plot_saturation(table: pd.DataFrame, full_line: bool = True) -> Figure:
 
     with dasm_style():
         width, height = plt.rcParams["figure.figsize"]
-        fig, axes = plt.subplots(1, len(datasets), figsize=(width * len(datasets), height), squeeze=False)
+        # Each panel is widened for its legend, which sits right of the axes so it never hides a curve.
+        fig, axes = plt.subplots(1, len(datasets), figsize=((width + 1.8) * len(datasets), height), squeeze=False)
         for ax, name in zip(axes[0], datasets):
             part = table if name is None else table[table["dataset"] == name]
             curves, full = part[~part["is_full"]], part[part["is_full"]]
@@ -143,7 +144,7 @@ def plot_saturation(table: pd.DataFrame, full_line: bool = True) -> Figure:
             ax.set_ylabel(_label(metric))
             arch = f" ({table['arch'].iloc[0]})" if "arch" in table.columns and len(table) else ""
             ax.set_title(f"{name}{arch}" if name is not None else f"Saturation{arch}")
-            ax.legend(loc="lower right", title="method")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="method")
         fig.tight_layout()
     return fig
 
