@@ -142,7 +142,7 @@ def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *
                                                               out / "cache", progress)
 
     if "histograms" in chosen:
-        nets = {name: train_on_set(data, *syn.decoded(), epochs=set_epochs, seed=seed)
+        nets = {name: train_on_set(data, *syn.decoded(), epochs=set_epochs, seed=seed, progress=progress)
                 for name, syn in sets.items()}
         for score_name, scores, nl in (("loss", loss, None), ("forgetting", forget, never)):
             table = difficulty_table(data, scores, nl, score_name=score_name, sets=nets)
@@ -183,6 +183,6 @@ def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *
         # Redundancy of each distilled (non-coreset) set's halves.
         for name, syn in sets.items():
             if syn.ipc >= 2 and str(syn.meta.get("method")) not in ("random", "herding", "kcenter"):
-                table = redundancy_table(data, syn, epochs=set_epochs, seeds=[seed])
+                table = redundancy_table(data, syn, epochs=set_epochs, seeds=[seed], progress=progress)
                 written += save_figure(plot_redundancy(table), table, out, f"redundancy_{name}")
     return written
