@@ -36,11 +36,11 @@ def parse_cells(text: str) -> list[tuple[str, int]]:
     return cells
 
 
-def has_row(table: pd.DataFrame, method: str, ipc: int, seed: int, arch: str = "convnet") -> bool:
-    """Whether ``table`` already holds the test accuracy of this cell on ``arch``."""
+def has_row(table: pd.DataFrame, method: str, ipc: int | None, seed: int, arch: str = "convnet") -> bool:
+    """Whether ``table`` already holds the test accuracy of this cell on ``arch`` (any IPC when None)."""
     if table.empty:
         return False
-    hit = table[(table.method == method) & (table.ipc == ipc) & (table.seed == seed)
+    hit = table[(table.method == method) & ((table.ipc == ipc) if ipc is not None else True) & (table.seed == seed)
                 & (table.metric == "test_acc") & (table.arch == arch)]
     return len(hit) > 0
 
@@ -51,7 +51,7 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     table = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(
         columns=["method", "ipc", "seed", "metric", "arch"])
     if method == "full":
-        if not table.empty and ((table.method == "full") & (table.seed == seed) & (table.metric == "test_acc")).any():
+        if has_row(table, "full", None, seed):  # its IPC is the class size, not the cell's 0
             return table
         rows = full_data_run(data, Path(runs) / data.name / "full", seeds=[seed], progress=progress)
         return append_results(rows.assign(preset=preset, device=data.device.type), table_path)
