@@ -101,7 +101,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
                                    ("factor", args.factor), ("init", args.init), ("width", args.width),
                                    ("segments", args.segments), ("score", args.score), ("policy", args.policy),
                                    ("window", args.window), ("probe_epochs", args.probe_epochs),
-                                   ("base", args.base), ("drop", args.drop))
+                                   ("base", args.base), ("drop", args.drop),
+                                   ("scale_lr", args.scale_lr))
                  if v is not None}
     out = Path(args.out)
     syn = distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=args.seed,
@@ -249,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--policy", choices=POLICIES, help="how each segment's real pool is chosen (default: window)")
     g.add_argument("--window", type=float, help="fraction of each class in a segment's pool (default: 0.5)")
     g.add_argument("--probe-epochs", type=int, help="epochs of each probe network")
+    g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=None,
+                   help="multiply segment k's image learning rate by (images so far) / (segment's images), "
+                        "so the frozen segments do not dilute the new images' steps")
     g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
     p.add_argument("--no-eval", action="store_true", help="only distill; run `dasm evaluate OUT` later")
     p.add_argument("--eval-seeds", type=_seeds, default=[0, 1, 2])

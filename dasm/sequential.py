@@ -68,6 +68,7 @@ class DasmConfig:
     real_probe_epochs: int = 2
     reference_epochs: int = 20
     iterations_per_segment: int | None = None
+    scale_lr: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
@@ -97,6 +98,20 @@ class DasmConfig:
         if self.iterations_per_segment is not None:
             return self.iterations_per_segment
         return max(1, self.base.iterations // self.segments)
+
+    def segment_lr(self, k: int) -> float:
+        """Image learning rate of segment ``k`` (0-based).
+
+        The synthetic side of every match holds the frozen segments too, so a new image's share of
+        the synthetic gradient is n_k / (n_1 + .. + n_k). With ``scale_lr`` the rate is multiplied
+        by the inverse of that share, which gives each image of every segment the same total step
+        (rate x share x iterations) that the plain distiller gives its images when the iterations
+        are split evenly.
+        """
+        if not self.scale_lr:
+            return self.base.lr_img
+        sizes = self.segment_sizes()
+        return self.base.lr_img * sum(sizes[:k + 1]) / sizes[k]
 
 
 # ---------------------------------------------------------------------------------------
@@ -252,7 +267,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         log["probe_train_seconds"] = t_probe
         log["probe_seconds"] = time.perf_counter() - t0   # training the probe, scoring, selecting the pools
         # 4. distill S_k against R_k
-        seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k)
+        seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k, lr_img=cfg.segment_lr(k))
         pool_data = _pool_dataset(data, pools)
         if k == 0:
             syn = new_synthetic_set(pool_data, n_k, base.factor, base.init, seg_cfg.seed,
@@ -264,8 +279,8 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         syn, hist = distill_segment(data, syn, seg_cfg, train_segment=k, pools=pools, out=seg_dir,
                                     progress=progress, desc=f"dasm segment {k + 1}/{cfg.segments}",
                                     callback=callback, should_stop=should_stop)
-        log.update(distill_seconds=time.perf_counter() - t1, final_loss=float(hist.loss.iloc[-1]),
-                   seconds=time.perf_counter() - t0)
+        log.update(lr_img=seg_cfg.lr_img, distill_seconds=time.perf_counter() - t1,
+                   final_loss=float(hist.loss.iloc[-1]), seconds=time.perf_counter() - t0)
         histories.append(hist)
         logs.append(log)
         syn.meta.update(method=_method_name(cfg), base_method=base.method, dasm=config_dict(cfg), segment_logs=logs,

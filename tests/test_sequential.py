@@ -90,6 +90,17 @@ def test_segments_freeze_log_and_resume(digits, tmp_path):
     assert torch.equal(again.images, syn.images) and len(segs2) == 3
 
 
+def test_scale_lr_undoes_the_dilution_by_frozen_segments(digits):
+    base = config_for("dsa", ipc=6, lr_img=0.1, **{k: v for k, v in FAST.items() if k != "iterations"},
+                      iterations=2)
+    assert [DasmConfig(base, segments=3).segment_lr(k) for k in range(3)] == [0.1] * 3
+    uneven = DasmConfig(base, segments=3, sizes=(3, 2, 1), scale_lr=True)
+    assert [uneven.segment_lr(k) for k in range(3)] == pytest.approx([0.1, 0.25, 0.6])
+    cfg = DasmConfig(base, segments=2, probe_epochs=2, scale_lr=True, iterations_per_segment=1)
+    _, _, segs = dasm_distill(digits, cfg, progress=False)
+    assert segs.lr_img.tolist() == pytest.approx([0.1, 0.2])   # segment 2: 3 of the class's 6 images are new
+
+
 def test_pools_come_from_the_difficulty_window(digits):
     base = config_for("dsa", ipc=2, **FAST)
     cfg = DasmConfig(base, segments=2, probe_epochs=5, window=0.3, iterations_per_segment=1)
