@@ -23,7 +23,7 @@ from .distill import METHODS, DistillationDivergedError
 from .evaluate import REAL_RECIPES, summarize
 from .nets import list_networks
 from .runs import DASM_METHODS, distill_run, evaluate_run, full_data_run, load_run_set
-from .sequential import POLICIES
+from .sequential import INIT_FROM, POLICIES
 from .synthetic import SyntheticSetError
 from .train import SCHEDULES, Recipe, TrainingDivergedError
 
@@ -102,7 +102,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
                                    ("segments", args.segments), ("score", args.score), ("policy", args.policy),
                                    ("window", args.window), ("probe_epochs", args.probe_epochs),
                                    ("base", args.base), ("drop", args.drop),
-                                   ("scale_lr", args.scale_lr))
+                                   ("scale_lr", args.scale_lr), ("init_from", args.init_from))
                  if v is not None}
     out = Path(args.out)
     syn = distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=args.seed,
@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--policy", choices=POLICIES, help="how each segment's real pool is chosen (default: window)")
     g.add_argument("--window", type=float, help="fraction of each class in a segment's pool (default: 0.5)")
     g.add_argument("--probe-epochs", type=int, help="epochs of each probe network")
+    g.add_argument("--init-from", choices=INIT_FROM,
+                   help="where a segment's starting real images come from: its difficulty pool (default) or all data")
     g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=None,
                    help="multiply segment k's image learning rate by (images so far) / (segment's images), "
                         "so the frozen segments do not dilute the new images' steps")

@@ -43,6 +43,7 @@ from .train import Recipe, accuracy, predict, train_model
 
 POLICIES = ("window", "threshold", "weighted", "none")
 FIRST_PROBES = ("none", "real")
+INIT_FROM = ("pool", "all")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class DasmConfig:
     evenly over the segments (so DASM does as many matching steps as the plain distiller).
     ``probe_width`` sizes the probes and, for ``learnability``, the full-data reference network
     (trained for ``reference_epochs``), so both losses come from the same architecture.
+    ``init_from``: a segment starts from real images of its own pool (``"pool"``) or of the whole
+    class (``"all"``, so difficulty steers the matching only). ``scale_lr``: see :meth:`segment_lr`.
     """
 
     base: DistillConfig
@@ -69,6 +72,7 @@ class DasmConfig:
     reference_epochs: int = 20
     iterations_per_segment: int | None = None
     scale_lr: bool = False
+    init_from: str = "pool"
 
     def __post_init__(self) -> None:
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
@@ -79,6 +83,8 @@ class DasmConfig:
             raise ValueError(f"Unknown policy {self.policy!r}; choose one of {', '.join(POLICIES)}.")
         if self.first_probe not in FIRST_PROBES:
             raise ValueError(f"first_probe must be one of {', '.join(FIRST_PROBES)}, got {self.first_probe!r}.")
+        if self.init_from not in INIT_FROM:
+            raise ValueError(f"init_from must be one of {', '.join(INIT_FROM)}, got {self.init_from!r}.")
         if not 0.0 < self.window <= 1.0:
             raise ValueError(f"window must be a fraction in (0, 1], got {self.window!r}.")
         sizes = self.segment_sizes()
@@ -268,12 +274,12 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         log["probe_seconds"] = time.perf_counter() - t0   # training the probe, scoring, selecting the pools
         # 4. distill S_k against R_k
         seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k, lr_img=cfg.segment_lr(k))
-        pool_data = _pool_dataset(data, pools)
+        init_data = _pool_dataset(data, pools) if cfg.init_from == "pool" else data
         if k == 0:
-            syn = new_synthetic_set(pool_data, n_k, base.factor, base.init, seg_cfg.seed,
+            syn = new_synthetic_set(init_data, n_k, base.factor, base.init, seg_cfg.seed,
                                     method="dasm", config=asdict(base))
         else:
-            x0, y0 = initial_images(pool_data, n_k, base.factor, base.init, seg_cfg.seed)
+            x0, y0 = initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed)
             syn = syn.add_segment(x0, y0)
         t1 = time.perf_counter()
         syn, hist = distill_segment(data, syn, seg_cfg, train_segment=k, pools=pools, out=seg_dir,

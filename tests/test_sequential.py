@@ -110,6 +110,25 @@ def test_pools_come_from_the_difficulty_window(digits):
     assert segs.pool_size.iloc[1] == pytest.approx(0.3 * len(digits.y_train), rel=0.05)
 
 
+def test_init_from_all_starts_segments_outside_their_pool(digits, tmp_path):
+    # a learning rate too small to move the pixels: every image stays the real image it started from
+    base = config_for("dsa", ipc=10, init="real", **{**FAST, "iterations": 1, "match_steps": 1, "lr_img": 1e-9})
+    real = digits.x_train.flatten(1)
+
+    def start_in_pool(init_from: str) -> torch.Tensor:
+        cfg = DasmConfig(base, segments=2, probe_epochs=2, window=0.2, init_from=init_from, iterations_per_segment=1)
+        syn, _, _ = dasm_distill(digits, cfg, out=tmp_path / init_from, progress=False)
+        a, b = syn.segments[1]
+        started = torch.cdist(syn.images[a:b].flatten(1), real).argmin(1)  # the real image each began as
+        pool = torch.cat(torch.load(tmp_path / init_from / "segment1" / "selection.pt", weights_only=False)["pools"])
+        return torch.isin(started, pool)
+
+    assert start_in_pool("pool").all()
+    assert not start_in_pool("all").all()  # the pool is a fifth of each class: most starts lie outside it
+    with pytest.raises(ValueError, match="init_from"):
+        DasmConfig(base, init_from="window")
+
+
 def test_nodifficulty_ablation_uses_all_data(digits):
     base = config_for("dsa", ipc=2, **FAST)
     syn, _, segs = dasm_distill(digits, DasmConfig(base, segments=2, policy="none", iterations_per_segment=1),
