@@ -66,12 +66,15 @@ def test_distillation_readme_table_orders_cells_and_shows_time():
                             {"dataset": "fashion-mnist", "method": "idc", "ipc": 50, "seed": 0, "arch": "convnet",
                              "metric": "seconds", "value": 90.0, "protocol": "convnet/ep300"},
                             {"dataset": "fashion-mnist", "method": "dasm", "ipc": 50, "seed": 0, "arch": "-",
-                             "metric": "probe_seconds", "value": 90.0, "protocol": "distill"}])
+                             "metric": "probe_seconds", "value": 90.0, "protocol": "distill"},
+                            {"dataset": "fashion-mnist", "method": "random", "ipc": 10, "seed": 0, "arch": "-",
+                             "metric": "seconds", "value": 1.2, "protocol": "distill"}])
     lines = distill.readme_table(table).splitlines()
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| random", "| idc", "| dasm", "| full"]
     assert lines[5].startswith("| full | all | 91.0 ± 0.0 | 1 |")
     assert lines[3] == "| idc | 50 | 83.0 ± 0.0 | 1 | 10.0 min |  |"
     assert lines[4] == "| dasm | 50 | 85.0 ± 1.4 | 2 |  | 1.5 min |"
+    assert lines[2] == "| random | 10 | 75.0 ± 0.0 | 1 | < 0.1 min |  |"  # not "0.0 min"
 
 
 def test_readme_distillation_table_matches_the_committed_csvs():
