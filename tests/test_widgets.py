@@ -68,12 +68,17 @@ def test_an_error_in_the_run_is_shown(tmp_path):
     assert not panel.run_button.disabled and panel.result is None
 
 
-def test_compare_panel_draws_saturation_table_and_histograms(tmp_path, digits):
+def test_compare_panel_draws_saturation_table_and_histograms(tmp_path, digits, monkeypatch):
+    import dasm.widgets.compare_panel as cp
+
+    widths, reference_network = [], cp.reference_network
+    monkeypatch.setattr(cp, "reference_network",
+                        lambda *a, **kw: widths.append(kw.get("width")) or reference_network(*a, **kw))
     for ipc in (1, 3):
         run = tmp_path / f"random-{ipc}"
         distill_run(digits, "random", ipc, run, progress=False)
         evaluate_run(run, digits, seeds=[0], epochs=5, progress=False)
-    panel = ComparePanel([tmp_path], reference_epochs=1, set_epochs=5)
+    panel = ComparePanel([tmp_path], reference_epochs=1, reference_width=8, set_epochs=5)
     assert set(panel.runs) == {"random-ipc1", "random-ipc3"}
     assert set(panel.runs_box.value) == set(panel.runs)          # everything selected at first
     assert panel.error is None and "image/png" in panel.output.outputs[0]["data"]
@@ -87,6 +92,7 @@ def test_compare_panel_draws_saturation_table_and_histograms(tmp_path, digits):
     assert panel.error is None, panel.status.text
     assert panel.progress.value == panel.progress.max == 2
     assert "image/png" in panel.output.outputs[0]["data"]
+    assert widths == [8]                                          # the reference network takes the panel's width
 
 
 def test_compare_panel_without_runs_says_so(tmp_path):

@@ -50,10 +50,10 @@ class ComparePanel(Panel):
 
     def __init__(self, paths: list[str | os.PathLike] | str | os.PathLike = ("data/runs",), *,
                  view: str = "saturation curve", device: str = "auto", reference_epochs: int = 20,
-                 set_epochs: int = 300, seed: int = 0) -> None:
+                 reference_width: int = 128, set_epochs: int = 300, seed: int = 0) -> None:
         self.paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
         self.device, self.seed = device, seed
-        self.reference_epochs, self.set_epochs = reference_epochs, set_epochs
+        self.reference_epochs, self.reference_width, self.set_epochs = reference_epochs, reference_width, set_epochs
         self.runs: dict[str, Path] = {}
         self.table: pd.DataFrame | None = None
         self.error: BaseException | None = None
@@ -173,8 +173,10 @@ class ComparePanel(Panel):
                                  "select runs of one dataset.")
             data = load_dataset(names[0], device=resolve_device(self.device))
             self.progress.max, self.progress.value, self.progress.bar_style = 1 + len(sets), 0, ""
-            self.status.set(f"Training a reference network on all of {data.name} ({self.reference_epochs} epochs) ...")
-            reference = reference_network(data, epochs=self.reference_epochs, seed=self.seed)
+            self.status.set(f"Training a reference network (width {self.reference_width}) on all of {data.name} "
+                            f"({self.reference_epochs} epochs) ...")
+            reference = reference_network(data, epochs=self.reference_epochs, seed=self.seed,
+                                          width=self.reference_width)
             scores = loss_scores(reference, data.x_train, data.y_train, data.normalize)
             self.progress.value += 1
             nets = {}
