@@ -9,8 +9,10 @@ The synthetic set is distilled in K segments. For segment k:
    forgetting, or learnability against a reference network trained on all real data);
 3. per class, a pool R_k of real samples is selected whose difficulty fits segment k
    (``policy``): a quantile window of width ``window`` that slides from the easiest samples
-   (k = 1) to the hardest (k = K); a threshold that drops the easiest samples, more as k grows;
-   or difficulty-weighted sampling centred where the window would be;
+   (k = 1) to the hardest (k = K); a growing window that keeps everything up to that window's
+   upper edge (the union S_1 .. S_k is matched against the real data it should now cover, easy
+   included); a threshold that drops the easiest samples, more as k grows; or difficulty-weighted
+   sampling centred where the window would be;
 4. S_k is distilled against R_k only (real class batches and the IDC network updates both
    draw from it) while S_1 .. S_{k-1} stay frozen on the synthetic side of every match.
 
@@ -41,7 +43,7 @@ from .nets import get_network
 from .synthetic import SyntheticSet, initial_images, new_synthetic_set
 from .train import Recipe, accuracy, predict, train_model
 
-POLICIES = ("window", "threshold", "weighted", "none")
+POLICIES = ("window", "grow", "threshold", "weighted", "none")
 FIRST_PROBES = ("none", "real")
 INIT_FROM = ("pool", "all")
 
@@ -132,6 +134,18 @@ def window_bounds(k: int, segments: int, window: float) -> tuple[float, float]:
     return lo, lo + window
 
 
+def pool_bounds(policy: str, k: int, segments: int, window: float) -> tuple[float, float]:
+    """The per-class quantile range [lo, hi] that ``policy`` draws segment ``k``'s pool from."""
+    lo, hi = window_bounds(k, segments, window)
+    if policy == "grow":
+        return 0.0, hi
+    if policy == "threshold":
+        return lo, 1.0
+    if policy == "none":
+        return 0.0, 1.0
+    return lo, hi
+
+
 def select_pools(scores: Tensor, class_index: list[Tensor], k: int, segments: int, policy: str = "window",
                  window: float = 0.5, generator: torch.Generator | None = None,
                  min_per_class: int = 1) -> list[Tensor]:
@@ -151,8 +165,8 @@ def select_pools(scores: Tensor, class_index: list[Tensor], k: int, segments: in
             continue
         order = torch.argsort(scores[ix].float(), stable=True)        # easy -> hard
         keep_n = max(min(min_per_class, n), 1)
-        if policy == "window":
-            a = int(round(lo * n))
+        if policy in ("window", "grow"):
+            a = 0 if policy == "grow" else int(round(lo * n))
             b = min(max(int(round(hi * n)), a + keep_n), n)
             a = max(0, min(a, b - keep_n))
             chosen = order[a:b]
@@ -175,7 +189,7 @@ def _pool_log(scores: Tensor | None, pools: list[Tensor], k: int, cfg: DasmConfi
     log = {"segment": k, "pool_size": sum(counts), "pool_min_class": min(counts), "pool_max_class": max(counts),
            "class_counts": json.dumps(counts)}
     # without scores (no probe, or policy "none") the segment sees every real sample
-    lo, hi = window_bounds(k, cfg.segments, cfg.window) if scores is not None else (0.0, 1.0)
+    lo, hi = pool_bounds(cfg.policy, k, cfg.segments, cfg.window) if scores is not None else (0.0, 1.0)
     log.update(quantile_lo=lo, quantile_hi=hi)
     if scores is not None:
         chosen = torch.cat(pools)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dasm.distill import config_for, distill
-from dasm.sequential import DasmConfig, dasm_distill, select_pools, static_prune, window_bounds
+from dasm.sequential import DasmConfig, dasm_distill, pool_bounds, select_pools, static_prune, window_bounds
 
 FAST = dict(width=16, iterations=4, match_steps=3, net_steps=1, batch_real=16, checkpoint_every=1)
 
@@ -38,6 +38,16 @@ def test_threshold_drops_the_easiest_more_as_k_grows():
     assert select_pools(scores, ix, 2, 3, "threshold", 0.4)[0].tolist() == [6, 7, 8, 9]
 
 
+def test_grow_keeps_everything_up_to_the_windows_upper_edge():
+    ix, scores = _toy_classes()
+    pools = [select_pools(scores, ix, k, 3, "grow", 0.4) for k in range(3)]
+    assert [p[0].tolist() for p in pools] == [[0, 1, 2, 3], [0, 1, 2, 3, 4, 5, 6], list(range(10))]
+    assert pools[1][1].tolist() == [13, 14, 15, 16, 17, 18, 19]             # class 1 is stored hard -> easy
+    assert pool_bounds("grow", 1, 3, 0.4) == pytest.approx((0.0, 0.7))
+    assert pool_bounds("window", 1, 3, 0.4) == pytest.approx((0.3, 0.7))
+    assert pool_bounds("threshold", 1, 3, 0.4) == pytest.approx((0.3, 1.0))
+
+
 def test_weighted_sampling_centres_on_the_window():
     ix = [torch.arange(0, 1000)]
     scores = torch.arange(1000.0)
@@ -47,7 +57,7 @@ def test_weighted_sampling_centres_on_the_window():
     assert early < 250 and late > 750
 
 
-@pytest.mark.parametrize("policy", ["window", "threshold", "weighted", "none"])
+@pytest.mark.parametrize("policy", ["window", "grow", "threshold", "weighted", "none"])
 def test_no_policy_ever_empties_a_class(policy):
     ix = [torch.arange(0, 1), torch.arange(1, 3), torch.arange(3, 103)]
     scores = torch.rand(103)
