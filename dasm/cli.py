@@ -251,10 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--window", type=float, help="fraction of each class in a segment's pool (default: 0.5)")
     g.add_argument("--probe-epochs", type=int, help="epochs of each probe network")
     g.add_argument("--init-from", choices=INIT_FROM,
-                   help="where a segment's starting real images come from: its difficulty pool (default) or all data")
+                   help="where a segment's starting real images come from: all of the class (default) or its difficulty pool")
     g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=None,
-                   help="multiply segment k's image learning rate by (images so far) / (segment's images), "
-                        "so the frozen segments do not dilute the new images' steps")
+                   help="segment k's image lr = lr_img x (images so far) / IPC, the rate a plain distiller of "
+                        "that many images gets (default: on for an IDC base)")
     g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
     p.add_argument("--no-eval", action="store_true", help="only distill; run `dasm evaluate OUT` later")
     p.add_argument("--eval-seeds", type=_seeds, default=[0, 1, 2])

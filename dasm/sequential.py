@@ -57,8 +57,8 @@ class DasmConfig:
     evenly over the segments (so DASM does as many matching steps as the plain distiller).
     ``probe_width`` sizes the probes and, for ``learnability``, the full-data reference network
     (trained for ``reference_epochs``), so both losses come from the same architecture.
-    ``init_from``: a segment starts from real images of its own pool (``"pool"``) or of the whole
-    class (``"all"``, so difficulty steers the matching only). ``scale_lr``: see :meth:`segment_lr`.
+    ``init_from``: a segment starts from real images of the whole class (``"all"``, so difficulty
+    steers the matching only) or of its own pool (``"pool"``). ``scale_lr``: see :meth:`segment_lr`.
     """
 
     base: DistillConfig
@@ -73,8 +73,8 @@ class DasmConfig:
     real_probe_epochs: int = 2
     reference_epochs: int = 20
     iterations_per_segment: int | None = None
-    scale_lr: bool = False
-    init_from: str = "pool"
+    scale_lr: bool | None = None
+    init_from: str = "all"
 
     def __post_init__(self) -> None:
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
@@ -110,16 +110,17 @@ class DasmConfig:
     def segment_lr(self, k: int) -> float:
         """Image learning rate of segment ``k`` (0-based).
 
-        The synthetic side of every match holds the frozen segments too, so a new image's share of
-        the synthetic gradient is n_k / (n_1 + .. + n_k). With ``scale_lr`` the rate is multiplied
-        by the inverse of that share, which gives each image of every segment the same total step
-        (rate x share x iterations) that the plain distiller gives its images when the iterations
-        are split evenly.
+        IDC's presets scale ``lr_img`` with IPC, because an image's share of its class's synthetic
+        gradient is 1/IPC. Segment k is matched with the n_1 + .. + n_k images distilled so far, so
+        with ``scale_lr`` it runs at the rate a plain distiller of that many images would get:
+        ``lr_img x (n_1 + .. + n_k) / IPC``. Every image then takes steps of the plain distiller's
+        size (it takes fewer of them: the segments share the iteration budget). ``scale_lr=None``
+        (the default) scales for an IDC base only; DC, DSA and DM use one lr_img at every IPC.
         """
-        if not self.scale_lr:
+        scale = self.scale_lr if self.scale_lr is not None else self.base.method == "idc"
+        if not scale:
             return self.base.lr_img
-        sizes = self.segment_sizes()
-        return self.base.lr_img * sum(sizes[:k + 1]) / sizes[k]
+        return self.base.lr_img * sum(self.segment_sizes()[:k + 1]) / self.base.ipc
 
 
 # ---------------------------------------------------------------------------------------

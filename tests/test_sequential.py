@@ -1,6 +1,7 @@
 """dasm.sequential: pool selection policies, frozen segments, K = 1 equals the base distiller, logs, resume."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -100,15 +101,16 @@ def test_segments_freeze_log_and_resume(digits, tmp_path):
     assert torch.equal(again.images, syn.images) and len(segs2) == 3
 
 
-def test_scale_lr_undoes_the_dilution_by_frozen_segments(digits):
+def test_scale_lr_gives_each_segment_the_plain_distillers_rate(digits):
     base = config_for("dsa", ipc=6, lr_img=0.1, **{k: v for k, v in FAST.items() if k != "iterations"},
                       iterations=2)
     assert [DasmConfig(base, segments=3).segment_lr(k) for k in range(3)] == [0.1] * 3
     uneven = DasmConfig(base, segments=3, sizes=(3, 2, 1), scale_lr=True)
-    assert [uneven.segment_lr(k) for k in range(3)] == pytest.approx([0.1, 0.25, 0.6])
+    assert [uneven.segment_lr(k) for k in range(3)] == pytest.approx([0.05, 0.1 * 5 / 6, 0.1])
+    assert DasmConfig(replace(base, method="idc"), segments=2).segment_lr(0) == pytest.approx(0.05)  # IDC: on
     cfg = DasmConfig(base, segments=2, probe_epochs=2, scale_lr=True, iterations_per_segment=1)
     _, _, segs = dasm_distill(digits, cfg, progress=False)
-    assert segs.lr_img.tolist() == pytest.approx([0.1, 0.2])   # segment 2: 3 of the class's 6 images are new
+    assert segs.lr_img.tolist() == pytest.approx([0.05, 0.1])  # the lr of a plain distiller of 3, then 6 images
 
 
 def test_pools_come_from_the_difficulty_window(digits):
@@ -126,7 +128,8 @@ def test_init_from_all_starts_segments_outside_their_pool(digits, tmp_path):
     real = digits.x_train.flatten(1)
 
     def start_in_pool(init_from: str) -> torch.Tensor:
-        cfg = DasmConfig(base, segments=2, probe_epochs=2, window=0.2, init_from=init_from, iterations_per_segment=1)
+        cfg = DasmConfig(base, segments=2, probe_epochs=2, window=0.2, init_from=init_from,
+                         iterations_per_segment=1)
         syn, _, _ = dasm_distill(digits, cfg, out=tmp_path / init_from, progress=False)
         a, b = syn.segments[1]
         started = torch.cdist(syn.images[a:b].flatten(1), real).argmin(1)  # the real image each began as
