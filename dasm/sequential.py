@@ -232,6 +232,13 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     """
     base = cfg.base
     out = Path(out) if out is not None else None
+    if out is not None:   # segments saved by a run with other settings must not be resumed into this one
+        settings, stamp = config_dict(cfg), out / "dasm.json"
+        if stamp.exists() and json.loads(stamp.read_text()) != settings:
+            raise ValueError(f"{out} holds DASM segments distilled with other settings ({stamp}); "
+                             "choose another --out or delete the folder.")
+        out.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(settings, indent=2))
     sizes = cfg.segment_sizes()
     seg_cfg_iters = cfg.segment_iterations()
     reference = None

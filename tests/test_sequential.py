@@ -99,6 +99,8 @@ def test_segments_freeze_log_and_resume(digits, tmp_path):
     assert torch.load(tmp_path / "segment1" / "selection.pt", weights_only=False)["scores"].shape == (1437,)
     again, _, segs2 = dasm_distill(digits, cfg, out=tmp_path, progress=False)  # every segment done: loads
     assert torch.equal(again.images, syn.images) and len(segs2) == 3
+    with pytest.raises(ValueError, match="other settings"):            # never mixes runs
+        dasm_distill(digits, replace(cfg, window=0.3), out=tmp_path, progress=False)
 
 
 def test_scale_lr_gives_each_segment_the_plain_distillers_rate(digits):
