@@ -55,6 +55,9 @@ class DasmConfig:
     Defaults: 5 segments of equal size, loss under the probe, a sliding window holding half of
     each class, probes trained for 300 epochs, and the base distiller's iteration budget split
     evenly over the segments (so DASM does as many matching steps as the plain distiller).
+    Measured on Fashion-MNIST at IPC 50 (cpu preset, seed 0; README): starting each segment from
+    the whole class with the scaled lr (84.7%) beat starting it from its pool at one lr (83.8%),
+    and the sliding window beat the growing one (84.1%).
     ``probe_width`` sizes the probes and, for ``learnability``, the full-data reference network
     (trained for ``reference_epochs``), so both losses come from the same architecture.
     ``init_from``: a segment starts from real images of the whole class (``"all"``, so difficulty
