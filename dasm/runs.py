@@ -56,7 +56,7 @@ def run_config(dataset: str, method: str, ipc: int, *, preset: str = "cpu", seed
         return cfg, config_dict(cfg)
     prune = {}
     if method == "static-prune":   # its full-data reference network is sized like DASM's in the same preset
-        ref = dasm_preset_config(preset, dataset, ipc, base_method)
+        ref = dasm_preset_config(preset, dataset, ipc, base_method, segments=1)  # any IPC, even 1
         prune = {"drop": drop, "reference_epochs": int(overrides.pop("reference_epochs", None) or ref.reference_epochs),
                  "reference_width": int(overrides.pop("probe_width", None) or ref.probe_width)}
     cfg = preset_config(preset, dataset, base_method if method == "static-prune" else method, ipc,

@@ -22,6 +22,8 @@ def test_static_prune_reference_is_sized_like_dasms():
                                                                            dasm_cfg.probe_width)
     _, settings = run_config("fashion-mnist", "static-prune", 10, preset="cpu", reference_epochs=2)
     assert settings["reference_epochs"] == 2
+    _, settings = run_config("fashion-mnist", "static-prune", 1, preset="cpu")   # fewer images than segments
+    assert (settings["ipc"], settings["reference_width"]) == (1, dasm_cfg.probe_width)
 
 
 def test_evaluate_run_returns_rows_trained_earlier(digits, tmp_path):
