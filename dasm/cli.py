@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--window", type=float, help="fraction of each class in a segment's pool (default: 0.5)")
     g.add_argument("--probe-epochs", type=int, help="epochs of each probe network")
     g.add_argument("--init-from", choices=INIT_FROM,
-                   help="where a segment's starting real images come from: all of the class (default) or its difficulty pool")
+                   help="where a segment's starting real images come from: all of the class (default) "
+                        "or its difficulty pool")
     g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=None,
                    help="segment k's image lr = lr_img x (images so far) / IPC, the rate a plain distiller of "
                         "that many images gets (default: on for an IDC base)")
