@@ -160,7 +160,7 @@ def select_pools(scores: Tensor, class_index: list[Tensor], k: int, segments: in
     """
     if policy not in POLICIES:
         raise ValueError(f"Unknown policy {policy!r}; choose one of {', '.join(POLICIES)}.")
-    lo, hi = window_bounds(k, segments, window)
+    lo, hi = pool_bounds(policy, k, segments, window)
     pools = []
     for ix in class_index:
         n = len(ix)
@@ -169,14 +169,11 @@ def select_pools(scores: Tensor, class_index: list[Tensor], k: int, segments: in
             continue
         order = torch.argsort(scores[ix].float(), stable=True)        # easy -> hard
         keep_n = max(min(min_per_class, n), 1)
-        if policy in ("window", "grow"):
-            a = 0 if policy == "grow" else int(round(lo * n))
+        if policy != "weighted":                                       # the ranks in [lo, hi] of pool_bounds
+            a = int(round(lo * n))
             b = min(max(int(round(hi * n)), a + keep_n), n)
             a = max(0, min(a, b - keep_n))
             chosen = order[a:b]
-        elif policy == "threshold":                                    # drop the easiest lo of the class
-            a = min(int(round(lo * n)), n - keep_n)
-            chosen = order[a:]
         else:                                                          # weighted, centred on the window
             m = max(keep_n, int(round(window * n)))
             rank = torch.empty(n, device=ix.device)
