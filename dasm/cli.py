@@ -102,7 +102,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
                                    ("segments", args.segments), ("score", args.score), ("policy", args.policy),
                                    ("window", args.window), ("probe_epochs", args.probe_epochs),
                                    ("base", args.base), ("drop", args.drop),
-                                   ("scale_lr", args.scale_lr), ("init_from", args.init_from))
+                                   ("scale_lr", args.scale_lr), ("init_from", args.init_from),
+                                   ("joint", args.joint))
                  if v is not None}
     out = Path(args.out)
     syn = distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=args.seed,
@@ -256,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=None,
                    help="segment k's image lr = lr_img x (images so far) / IPC, the rate a plain distiller of "
                         "that many images gets (default: on for an IDC base)")
+    g.add_argument("--joint", type=float, help="fraction of the iterations kept for a last pass over all segments "
+                   "together, against all real data (default: 0, none)")
     g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
     p.add_argument("--no-eval", action="store_true", help="only distill; run `dasm evaluate OUT` later")
     p.add_argument("--eval-seeds", type=_seeds, default=[0, 1, 2])

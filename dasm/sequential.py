@@ -16,6 +16,10 @@ The synthetic set is distilled in K segments. For segment k:
 4. S_k is distilled against R_k only (real class batches and the IDC network updates both
    draw from it) while S_1 .. S_{k-1} stay frozen on the synthetic side of every match.
 
+Optionally (``joint`` > 0) a share of the iteration budget is kept for a last pass that distills
+all segments together against all real data: the base distiller's own objective, started from
+the difficulty-aligned segments.
+
 Ablations through the same code: ``segments=1`` is the plain base distiller (identical under
 the same seed); ``policy="none"`` is sequential distillation without difficulty (every
 R_k = R); :func:`static_prune` drops the easiest samples by a reference network's score and
@@ -62,6 +66,8 @@ class DasmConfig:
     (trained for ``reference_epochs``), so both losses come from the same architecture.
     ``init_from``: a segment starts from real images of the whole class (``"all"``, so difficulty
     steers the matching only) or of its own pool (``"pool"``). ``scale_lr``: see :meth:`segment_lr`.
+    ``joint``: the fraction of the iteration budget kept for a final pass over all segments
+    together, against all real data, at the base ``lr_img`` (0: none; the segments share the rest).
     """
 
     base: DistillConfig
@@ -78,6 +84,7 @@ class DasmConfig:
     iterations_per_segment: int | None = None
     scale_lr: bool | None = None
     init_from: str = "all"
+    joint: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
@@ -92,6 +99,8 @@ class DasmConfig:
             raise ValueError(f"init_from must be one of {', '.join(INIT_FROM)}, got {self.init_from!r}.")
         if not 0.0 < self.window <= 1.0:
             raise ValueError(f"window must be a fraction in (0, 1], got {self.window!r}.")
+        if not 0.0 <= self.joint < 1.0:
+            raise ValueError(f"joint must be a fraction of the iterations in [0, 1), got {self.joint!r}.")
         sizes = self.segment_sizes()
         if len(sizes) != self.segments or sum(sizes) != self.base.ipc or min(sizes) < 1:
             raise ValueError(f"segment sizes {sizes} must be {self.segments} positive numbers adding up to "
@@ -108,7 +117,11 @@ class DasmConfig:
         """Outer iterations of each segment."""
         if self.iterations_per_segment is not None:
             return self.iterations_per_segment
-        return max(1, self.base.iterations // self.segments)
+        return max(1, (self.base.iterations - self.joint_iterations()) // self.segments)
+
+    def joint_iterations(self) -> int:
+        """Outer iterations of the final joint pass (0 without one)."""
+        return int(round(self.base.iterations * self.joint))
 
     def segment_lr(self, k: int) -> float:
         """Image learning rate of segment ``k`` (0-based).
@@ -253,7 +266,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             logs.append(json.loads((seg_dir / "done.json").read_text()))
             continue
         t0 = time.perf_counter()
-        log: dict = {"segment": k, "ipc": n_k}
+        log: dict = {"segment": k, "stage": "segment", "ipc": n_k}
         # 1-2. probe and scores
         scores = None
         if (k == 0 and cfg.first_probe == "none") or cfg.policy == "none":
@@ -323,13 +336,23 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             on_segment(log, syn)
         if stopped:
             break
+    finished = len(logs) == cfg.segments and not stopped
+    if finished and cfg.joint_iterations() > 0:
+        syn, hist, log, stopped = _joint_pass(data, syn, cfg, out=out, progress=progress, callback=callback,
+                                              should_stop=should_stop)
+        histories.append(hist)
+        logs.append(log)
+        syn.meta.update(segment_logs=logs)
+        finished = not stopped
+        if on_segment is not None:
+            on_segment(log, syn)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     seg_table = pd.DataFrame(logs)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         history.to_csv(out / "history.csv", index=False)
         seg_table.to_csv(out / "segments.csv", index=False)
-        if len(logs) < cfg.segments or stopped:   # stopped: the next run resumes from the segment checkpoints
+        if not finished:   # the next run resumes from the segment checkpoints
             syn.save(out / PARTIAL)
         else:
             syn.save(out / "synthetic.pt")
@@ -337,6 +360,41 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):
                 stale.unlink(missing_ok=True)
     return syn, history, seg_table
+
+
+def _joint_pass(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, *, out: Path | None, progress: bool,
+                callback: Callable[[dict], None] | None, should_stop: Callable[[], bool] | None
+                ) -> tuple[SyntheticSet, pd.DataFrame, dict, bool]:
+    """Distill every segment of ``syn`` together against all real data for ``cfg.joint_iterations()``.
+
+    Logged as segment ``K`` (stage ``joint``); saved in ``out/joint`` and resumed like a segment.
+    Returns the set (its segment boundaries kept), the history, the log and whether it was stopped.
+    """
+    k = cfg.segments
+    jdir = out / "joint" if out is not None else None
+    if jdir is not None and (jdir / "done.json").exists():
+        return (SyntheticSet.load(jdir / "synthetic.pt", device=data.device), pd.read_csv(jdir / "history.csv"),
+                json.loads((jdir / "done.json").read_text()), False)
+    t0 = time.perf_counter()
+    jcfg = replace(cfg.base, iterations=cfg.joint_iterations(), seed=cfg.base.seed + k)
+    whole = replace(syn, segments=[(0, len(syn.labels))])
+
+    def relabel(log: dict) -> None:   # progress views see the joint pass as one more stage
+        callback({**log, "segment": k, "stage": "joint"})
+
+    whole, hist = distill_segment(data, whole, jcfg, out=jdir, progress=progress, desc="dasm joint pass",
+                                  callback=relabel if callback is not None else None, should_stop=should_stop)
+    hist["segment"] = k
+    joined = replace(whole, segments=list(syn.segments), meta=dict(syn.meta))
+    log = {"segment": k, "stage": "joint", "ipc": cfg.base.ipc, "pool_size": len(data.y_train),
+           "quantile_lo": 0.0, "quantile_hi": 1.0, "lr_img": jcfg.lr_img, "probe_seconds": 0.0,
+           "distill_seconds": time.perf_counter() - t0, "final_loss": float(hist.loss.iloc[-1]),
+           "seconds": time.perf_counter() - t0}
+    stopped = should_stop is not None and should_stop()
+    if jdir is not None and not stopped:
+        save_run(jdir, joined, hist, jcfg)
+        (jdir / "done.json").write_text(json.dumps(log, indent=2))
+    return joined, hist, log, stopped
 
 
 def _real_forgetting(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, seed: int, checkpoints: int = 10) -> Tensor:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dasm.distill import config_for, distill
+from dasm.synthetic import SyntheticSet
 from dasm.sequential import DasmConfig, dasm_distill, pool_bounds, select_pools, static_prune, window_bounds
 
 FAST = dict(width=16, iterations=4, match_steps=3, net_steps=1, batch_real=16, checkpoint_every=1)
@@ -142,6 +143,27 @@ def test_init_from_all_starts_segments_outside_their_pool(digits, tmp_path):
     assert not start_in_pool("all").all()  # the pool is a fifth of each class: most starts lie outside it
     with pytest.raises(ValueError, match="init_from"):
         DasmConfig(base, init_from="window")
+
+
+def test_joint_pass_shares_the_budget_and_moves_every_segment(digits, tmp_path):
+    base = config_for("dsa", ipc=2, **{**FAST, "iterations": 10})
+    cfg = DasmConfig(base, segments=2, probe_epochs=2, joint=0.4)
+    assert (cfg.joint_iterations(), cfg.segment_iterations()) == (4, 3)   # 2 x 3 + 4 = the base's 10
+    assert DasmConfig(base, segments=2).segment_iterations() == 5
+    seen = []
+    syn, hist, segs = dasm_distill(digits, cfg, out=tmp_path, progress=False, callback=seen.append)
+    before = SyntheticSet.load(tmp_path / "segment1" / "synthetic.pt")   # the set the joint pass started from
+    assert syn.segments == before.segments == [(0, 10), (10, 20)]
+    for k in range(2):                                                  # both segments moved in the joint pass
+        assert not torch.equal(syn.images[syn.segment(k)], before.images[before.segment(k)])
+    assert segs.stage.tolist() == ["segment", "segment", "joint"] and segs.segment.tolist() == [0, 1, 2]
+    assert segs.pool_size.iloc[2] == len(digits.y_train) and segs.lr_img.iloc[2] == base.lr_img
+    assert (hist.segment == 2).sum() == 4 and len(hist) == 10
+    assert [log["stage"] for log in seen if log["segment"] == 2] == ["joint"] * 4
+    again, _, segs2 = dasm_distill(digits, cfg, out=tmp_path, progress=False)   # finished: loads, same set
+    assert torch.equal(again.images, syn.images) and len(segs2) == 3
+    with pytest.raises(ValueError, match="joint"):
+        DasmConfig(base, joint=1.0)
 
 
 def test_nodifficulty_ablation_uses_all_data(digits):

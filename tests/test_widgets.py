@@ -43,6 +43,19 @@ def test_distill_panel_runs_dasm_from_the_button(tmp_path):
     assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
 
 
+def test_distill_panel_shows_the_joint_pass(tmp_path):
+    panel = DistillPanel(method="dasm", ipc=2, segments=2, iterations=6, probe_epochs=2, out=tmp_path,
+                         evaluate=False, joint=0.5)   # 2 segments x 1 iteration + a joint pass of 3 (of 6)
+    panel.run_button.click()
+    assert panel.wait(180)
+    assert panel.error is None, panel.status.text
+    assert panel.progress.value == panel.progress.max == 5
+    assert panel.segment_progress.description == "joint pass"
+    assert panel.segment_progress.value == panel.segment_progress.max == 3
+    assert [r["stage"] for r in panel.segment_rows] == ["segment", "segment", "joint"]
+    assert "<td>joint</td>" in panel.segment_table.value
+
+
 def test_stop_ends_the_run_and_keeps_the_set(tmp_path):
     panel = DistillPanel(method="idc", ipc=2, iterations=2000, out=tmp_path, evaluate=False)
     panel.run_button.click()

@@ -8,6 +8,7 @@ CSV redraws the same figure.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 
 from ..data import Dataset
 from ..runs import DASM_METHODS, distill_run, evaluate_run, read_results
+from ..sequential import DasmConfig
 from .style import dasm_style, method_color
 
 _METRIC_LABELS = {"test_acc": "test accuracy (%)", "val_acc": "validation accuracy (%)",
@@ -55,8 +57,7 @@ def saturation_table(results: pd.DataFrame, metric: str = "test_acc", arch: str 
 DEFAULT_SEGMENTS = 5
 # Knobs only the sequential methods take (DasmConfig fields and static pruning's drop); a sweep
 # passes them to DASM and its ablations and leaves them out for coresets and base distillers.
-SEQUENTIAL_KNOBS = {"segments", "sizes", "score", "policy", "window", "first_probe", "probe_epochs", "probe_width",
-                    "reference_epochs", "iterations_per_segment", "drop", "base"}
+SEQUENTIAL_KNOBS = {f.name for f in fields(DasmConfig)} | {"drop"}
 
 
 def sweep(data: Dataset, ipcs: list[int], methods: list[str], out: str | Path, preset: str = "cpu",

@@ -53,7 +53,8 @@ def segments_html(rows: list[dict]) -> str:
         else:
             probe = "no probe"
         window = f"{r['quantile_lo']:.2f} – {r['quantile_hi']:.2f}" if "score_mean" in r else "all data"
-        cells = (int(r["segment"]) + 1, r.get("ipc", ""), probe, window, r.get("pool_size", ""),
+        name = "joint" if r.get("stage") == "joint" else int(r["segment"]) + 1
+        cells = (name, r.get("ipc", ""), probe, window, r.get("pool_size", ""),
                  f"{r['final_loss']:.4g}" if "final_loss" in r else "", f"{r.get('seconds', 0.0):.1f}")
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     header = "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
@@ -63,7 +64,8 @@ def segments_html(rows: list[dict]) -> str:
 def _segment_line(log: dict, segments: int) -> str:
     acc = log.get("probe_val_acc", log.get("probe_real_acc"))
     probe = f"probe acc {acc:.1f}%, " if acc is not None else ""
-    return (f"segment {int(log['segment']) + 1}/{segments}: {probe}pool {log.get('pool_size')}, "
+    name = "joint pass" if log.get("stage") == "joint" else f"segment {int(log['segment']) + 1}/{segments}"
+    return (f"{name}: {probe}pool {log.get('pool_size')}, "
             f"final loss {log.get('final_loss', float('nan')):.4g}, {log.get('seconds', 0.0):.1f} s")
 
 
@@ -290,8 +292,10 @@ class DistillPanel(Panel):
         if self._spec.is_dasm:
             k = int(log.get("segment", 0))
             self._done = min(k * per_segment + step, total)
-            self.segment_progress.description = f"segment {k + 1}/{max(total // per_segment, 1)}"
-            self.segment_progress.value = min(step, per_segment)
+            joint = log.get("stage") == "joint"
+            self.segment_progress.max = total - k * per_segment if joint else per_segment
+            self.segment_progress.description = "joint pass" if joint else f"segment {k + 1}/{self._spec.segments}"
+            self.segment_progress.value = min(step, self.segment_progress.max)
         else:
             self._done = min(step, total)
             self.segment_progress.value = self._done

@@ -76,7 +76,7 @@ class RunSpec:
             return 1, 1
         if self.is_dasm:
             per_segment = cfg.segment_iterations()
-            return per_segment * cfg.segments, per_segment
+            return per_segment * cfg.segments + cfg.joint_iterations(), per_segment
         return cfg.iterations, cfg.iterations
 
     def evaluation_epochs(self) -> int | None:
