@@ -108,10 +108,11 @@ def test_distill_dasm_from_the_command_line(tmp_path):
     out = tmp_path / "dasm"
     code = main(["distill", "--method", "dasm", "--dataset", "digits", "--ipc", "2", "--segments", "2",
                  "--base", "dsa", "--iterations", "2", "--width", "16", "--probe-epochs", "3", "--window", "0.4",
-                 "--out", str(out), "--no-eval", "--no-progress"])
+                 "--joint", "0.5", "--out", str(out), "--no-eval", "--no-progress"])
     assert code == 0
     segs = pd.read_csv(out / "segments.csv")
-    assert list(segs.segment) == [0, 1] and segs.pool_size.iloc[1] < 1437
+    assert list(segs.segment) == [0, 1, 2] and segs.pool_size.iloc[1] < 1437
+    assert list(segs.stage) == ["segment", "segment", "joint"]
 
 
 def test_distill_and_evaluate_errors(tmp_path, capsys):

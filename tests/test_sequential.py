@@ -84,7 +84,7 @@ def test_single_segment_reproduces_the_plain_distiller(digits):
 
 def test_segments_freeze_log_and_resume(digits, tmp_path):
     base = config_for("dsa", ipc=3, **FAST)
-    cfg = DasmConfig(base, segments=3, probe_epochs=5, window=0.5, iterations_per_segment=2)
+    cfg = DasmConfig(base, segments=3, probe_epochs=5, window=0.5, iterations_per_segment=2, joint=0.0)
     snapshots = []
     syn, hist, segs = dasm_distill(digits, cfg, out=tmp_path, progress=False,
                                    on_segment=lambda log, s: snapshots.append(s.images.detach().clone()))
@@ -111,7 +111,7 @@ def test_scale_lr_gives_each_segment_the_plain_distillers_rate(digits):
     uneven = DasmConfig(base, segments=3, sizes=(3, 2, 1), scale_lr=True)
     assert [uneven.segment_lr(k) for k in range(3)] == pytest.approx([0.05, 0.1 * 5 / 6, 0.1])
     assert DasmConfig(replace(base, method="idc"), segments=2).segment_lr(0) == pytest.approx(0.05)  # IDC: on
-    cfg = DasmConfig(base, segments=2, probe_epochs=2, scale_lr=True, iterations_per_segment=1)
+    cfg = DasmConfig(base, segments=2, probe_epochs=2, scale_lr=True, iterations_per_segment=1, joint=0.0)
     _, _, segs = dasm_distill(digits, cfg, progress=False)
     assert segs.lr_img.tolist() == pytest.approx([0.05, 0.1])  # the lr of a plain distiller of 3, then 6 images
 
@@ -149,7 +149,8 @@ def test_joint_pass_shares_the_budget_and_moves_every_segment(digits, tmp_path):
     base = config_for("dsa", ipc=2, **{**FAST, "iterations": 10})
     cfg = DasmConfig(base, segments=2, probe_epochs=2, joint=0.4)
     assert (cfg.joint_iterations(), cfg.segment_iterations()) == (4, 3)   # 2 x 3 + 4 = the base's 10
-    assert DasmConfig(base, segments=2).segment_iterations() == 5
+    assert DasmConfig(base, segments=2, joint=0.0).segment_iterations() == 5
+    assert DasmConfig(base, segments=1).joint_iterations() == 0                # K = 1 stays the base distiller
     seen = []
     syn, hist, segs = dasm_distill(digits, cfg, out=tmp_path, progress=False, callback=seen.append)
     before = SyntheticSet.load(tmp_path / "segment1" / "synthetic.pt")   # the set the joint pass started from

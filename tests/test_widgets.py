@@ -34,7 +34,8 @@ def test_distill_panel_runs_dasm_from_the_button(tmp_path):
     assert panel.progress.value == panel.progress.max == 4
     assert panel.history and all("loss" in h for h in panel.history)
     assert bytes(panel.grid_image.value).startswith(PNG) and bytes(panel.loss_image.value).startswith(PNG)
-    assert len(panel.segment_rows) == 2 and panel.segment_table.value.count("<tr>") == 3
+    # 2 segments of 1 iteration and the joint pass (the default 40% of the 4 iterations)
+    assert len(panel.segment_rows) == 3 and panel.segment_table.value.count("<tr>") == 4
     assert len(panel.result.segments) == 2
     assert panel.accuracy is not None and 0 <= panel.accuracy <= 100
     assert panel.status.text.startswith("Done") and f"{panel.accuracy:.1f}%" in panel.status.text
