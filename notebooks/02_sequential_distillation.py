@@ -91,7 +91,9 @@ print(f"{panel.out_dir}: {len(syn.labels)} stored images in segments {syn.segmen
 # `syn.segments` holds each segment's index range in the stored images; `syn.segment(k)` is
 # the slice of segment `k`. One column per segment, one row per class. The first segment is
 # plain IDC against all the real data (there is no probe yet); every later one was matched
-# against a harder window of each class, the last against the hardest.
+# against a harder window of each class, the last against the hardest. By default a joint
+# pass then refines all segments together against all real data (40% of the iterations), so
+# these are the images after it; each segment keeps its place in the set.
 
 
 # %%
@@ -111,12 +113,13 @@ with dasm_style():
 # The run folder's `segments.csv` logs every segment: its images per class (`ipc`), the
 # probe's accuracy on the real training data, the quantile window of difficulty
 # (`quantile_lo` .. `quantile_hi`), the size of the real pool, the scores inside it against
-# all scores, the final matching loss and the time. (`panel.segment_rows` holds the same
-# rows as dictionaries while the panel runs.)
+# all scores, the final matching loss and the time. The joint pass is the last row
+# (`stage` = `joint`). (`panel.segment_rows` holds the same rows as dictionaries while the
+# panel runs.)
 
 # %%
 segments = pd.read_csv(panel.out_dir / "segments.csv")
-columns = ["segment", "ipc", "probe_real_acc", "quantile_lo", "quantile_hi", "pool_size", "score_mean",
+columns = ["segment", "stage", "ipc", "probe_real_acc", "quantile_lo", "quantile_hi", "pool_size", "score_mean",
            "score_mean_all", "final_loss", "seconds"]
 segments[[c for c in columns if c in segments.columns]]
 
@@ -124,7 +127,7 @@ segments[[c for c in columns if c in segments.columns]]
 # The difficulty windows: each bar spans the quantiles of each class's probe scores that
 # segment was matched against (0 = the easiest sample of a class, 1 = the hardest). The first
 # segment has no probe yet (there is no synthetic data to train one on), so nothing is ranked
-# and it is matched against all real images (grey bar).
+# and it is matched against all real images (grey bar), like the joint pass at the end.
 
 # %%
 with dasm_style():
@@ -134,12 +137,14 @@ with dasm_style():
         scored = "score_mean" in row and pd.notna(row["score_mean"])
         lo, hi = (row["quantile_lo"], row["quantile_hi"]) if scored else (0.0, 1.0)
         ax.barh(k + 1, hi - lo, left=lo, color="#d55e00" if scored else "#bbbbbb", height=0.6)
-        ax.text(hi + 0.01, k + 1, f"{int(row['pool_size'])} real images" + ("" if scored else " (no probe: all)"),
-                va="center", fontsize=8)
+        joint = row.get("stage") == "joint"
+        note = "" if scored else " (joint pass: all)" if joint else " (no probe: all)"
+        ax.text(hi + 0.01, k + 1, f"{int(row['pool_size'])} real images{note}", va="center", fontsize=8)
     ax.set_xlim(0, 1.45)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.invert_yaxis()
-    ax.set_yticks(range(1, len(segments) + 1))
+    ax.set_yticks(range(1, len(segments) + 1),
+                  ["joint" if stage == "joint" else str(k + 1) for k, stage in zip(segments.segment, segments.stage)])
     ax.set_xlabel("difficulty quantile within each class (0 = easiest)")
     ax.set_ylabel("segment")
     ax.set_title("The real pool of each segment")
