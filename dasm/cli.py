@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="segment k's image lr = lr_img x (images so far) / IPC, the rate a plain distiller of "
                         "that many images gets (default: on for an IDC base)")
     g.add_argument("--joint", type=float, help="fraction of the iterations kept for a last pass over all segments "
-                   "together, against all real data (default: 0, none)")
+                   "together, against all real data (default: 0.4; 0 leaves it out)")
     g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
     p.add_argument("--no-eval", action="store_true", help="only distill; run `dasm evaluate OUT` later")
     p.add_argument("--eval-seeds", type=_seeds, default=[0, 1, 2])
