@@ -110,8 +110,8 @@ def dasm_preset_config(preset: str, dataset: str, ipc: int, base: str = "idc", *
     """The :class:`~dasm.sequential.DasmConfig` of ``preset``: its base distiller config plus DASM's own knobs.
 
     ``overrides`` may name fields of either (``segments=5``, ``iterations=200``); the base's
-    iteration budget is split over the segments, so DASM does as many matching steps as the
-    plain base distiller. The cpu preset trains smaller probes (width 32, 100 epochs).
+    iteration budget is split over the segments and the joint pass, so DASM does as many
+    matching steps as the plain base distiller. The cpu preset trains smaller probes (width 32, 100 epochs).
     """
     from dataclasses import fields
 

@@ -16,7 +16,7 @@ The synthetic set is distilled in K segments. For segment k:
 4. S_k is distilled against R_k only (real class batches and the IDC network updates both
    draw from it) while S_1 .. S_{k-1} stay frozen on the synthetic side of every match.
 
-Optionally (``joint`` > 0) a share of the iteration budget is kept for a last pass that distills
+Then (``joint``, by default 40% of the iteration budget; 0 leaves it out) a last pass distills
 all segments together against all real data: the base distiller's own objective, started from
 the difficulty-aligned segments.
 
