@@ -261,10 +261,11 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     stopped = False
     for k, n_k in enumerate(sizes):
         seg_dir = out / f"segment{k}" if out is not None else None
-        if seg_dir is not None and (seg_dir / "done.json").exists():
-            syn = SyntheticSet.load(seg_dir / "synthetic.pt", device=data.device)
-            histories.append(pd.read_csv(seg_dir / "history.csv"))
-            logs.append(json.loads((seg_dir / "done.json").read_text()))
+        done = _load_stage(seg_dir, data.device)
+        if done is not None:
+            syn, hist, log = done
+            histories.append(hist)
+            logs.append(log)
             continue
         t0 = time.perf_counter()
         log: dict = {"segment": k, "stage": "segment", "ipc": n_k}
@@ -329,10 +330,9 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                         ipc=sum(sizes[:k + 1]))
         stopped = should_stop is not None and should_stop()
         if seg_dir is not None and not stopped:
-            save_run(seg_dir, syn, hist, seg_cfg)
-            torch.save({"pools": [p.cpu() for p in pools], "scores": None if scores is None else scores.cpu()},
-                       seg_dir / "selection.pt")
-            (seg_dir / "done.json").write_text(json.dumps(log, indent=2))
+            _save_stage(seg_dir, syn, hist, seg_cfg, log,
+                        selection={"pools": [p.cpu() for p in pools],
+                                   "scores": None if scores is None else scores.cpu()})
         if on_segment is not None:
             on_segment(log, syn)
         if stopped:
@@ -373,9 +373,9 @@ def _joint_pass(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, *, out: Path 
     """
     k = cfg.segments
     jdir = out / "joint" if out is not None else None
-    if jdir is not None and (jdir / "done.json").exists():
-        return (SyntheticSet.load(jdir / "synthetic.pt", device=data.device), pd.read_csv(jdir / "history.csv"),
-                json.loads((jdir / "done.json").read_text()), False)
+    done = _load_stage(jdir, data.device)
+    if done is not None:
+        return (*done, False)
     t0 = time.perf_counter()
     jcfg = replace(cfg.base, iterations=cfg.joint_iterations(), seed=cfg.base.seed + k)
     whole = replace(syn, segments=[(0, len(syn.labels))])
@@ -387,15 +387,31 @@ def _joint_pass(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, *, out: Path 
                                   callback=relabel if callback is not None else None, should_stop=should_stop)
     hist["segment"] = k
     joined = replace(whole, segments=list(syn.segments), meta=dict(syn.meta))
+    seconds = time.perf_counter() - t0
     log = {"segment": k, "stage": "joint", "ipc": cfg.base.ipc, "pool_size": len(data.y_train),
            "quantile_lo": 0.0, "quantile_hi": 1.0, "lr_img": jcfg.lr_img, "probe_seconds": 0.0,
-           "distill_seconds": time.perf_counter() - t0, "final_loss": float(hist.loss.iloc[-1]),
-           "seconds": time.perf_counter() - t0}
+           "distill_seconds": seconds, "final_loss": float(hist.loss.iloc[-1]), "seconds": seconds}
     stopped = should_stop is not None and should_stop()
     if jdir is not None and not stopped:
-        save_run(jdir, joined, hist, jcfg)
-        (jdir / "done.json").write_text(json.dumps(log, indent=2))
+        _save_stage(jdir, joined, hist, jcfg, log)
     return joined, hist, log, stopped
+
+
+def _load_stage(stage_dir: Path | None, device: torch.device) -> tuple[SyntheticSet, pd.DataFrame, dict] | None:
+    """The set, history and log of a finished stage (a segment or the joint pass), or None if not finished."""
+    if stage_dir is None or not (stage_dir / "done.json").exists():
+        return None
+    return (SyntheticSet.load(stage_dir / "synthetic.pt", device=device), pd.read_csv(stage_dir / "history.csv"),
+            json.loads((stage_dir / "done.json").read_text()))
+
+
+def _save_stage(stage_dir: Path, syn: SyntheticSet, hist: pd.DataFrame, cfg: DistillConfig, log: dict,
+                selection: dict | None = None) -> None:
+    """Save a finished stage; ``done.json`` is written last, so only complete stages are resumed from."""
+    save_run(stage_dir, syn, hist, cfg)
+    if selection is not None:
+        torch.save(selection, stage_dir / "selection.pt")
+    (stage_dir / "done.json").write_text(json.dumps(log, indent=2))
 
 
 def _real_forgetting(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, seed: int, checkpoints: int = 10) -> Tensor:
