@@ -14,7 +14,7 @@ from dasm.difficulty import loss_scores  # noqa: E402
 def test_only_draws_the_chosen_figures(digits, tmp_path):
     runs = fast_runs(digits, tmp_path / "runs", ipc=2, iterations=2)
     files = make_figures(digits, runs, tmp_path / "figs", fast=True, only=["saturation", "redundancy"])
-    assert {f.stem for f in files} == {"saturation", "redundancy_idc-ipc2", "redundancy_dasm-ipc2"}
+    assert {f.stem for f in files} == {"saturation", "gain_over_idc", "redundancy_idc-ipc2", "redundancy_dasm-ipc2"}
     assert not (tmp_path / "figs" / "cache").exists()   # no figure asked for the difficulty reference
     with pytest.raises(ValueError, match="Unknown figures"):
         make_figures(digits, runs, tmp_path / "figs", only=["umap"])

@@ -9,7 +9,8 @@
 - ``gradient_alignment.*``: cosine between each set's class gradient and real per-sample
   gradients, by difficulty decile;
 - ``embedding_<set>.*``: real features (coloured by difficulty) with the set overlaid by segment;
-- ``saturation.*``: test accuracy against IPC from every ``results.csv`` found;
+- ``saturation.*``: test accuracy against IPC from every ``results.csv`` found, and
+  ``gain_over_idc.*``: each method minus IDC on the same seed, per IPC (when IDC rows are there);
 - ``redundancy_<set>.*``: what two disjoint halves of a set teach alone and together.
 
 ``only`` (``dasm figures --only``) picks some of :data:`FIGURES`; the full-data reference
@@ -37,6 +38,7 @@ from ..runs import distill_run, evaluate_run, read_results
 from ..synthetic import SyntheticSet
 from .alignment import gradient_alignment, plot_alignment
 from .embeddings import embedding_table, plot_embedding
+from .gain import gain_table, plot_gain
 from .histograms import difficulty_table, histogram_counts, plot_difficulty_histogram, train_on_set
 from .redundancy import plot_redundancy, redundancy_table
 from .saturation import plot_saturation, saturation_table
@@ -176,8 +178,13 @@ def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *
     if len(rows) and (rows["metric"] == "test_acc").any():
         # Saturation over IPC from every results table of the runs and the extra tables.
         key = [c for c in ("dataset", "method", "ipc", "seed", "arch", "metric", "protocol") if c in rows.columns]
-        table = saturation_table(rows.drop_duplicates(key))
+        rows = rows.drop_duplicates(key)
+        table = saturation_table(rows)
         written += save_figure(plot_saturation(table), table, out, "saturation")
+        if (rows["method"] == "idc").any():
+            gains = gain_table(rows, baseline="idc")
+            if len(gains):
+                written += save_figure(plot_gain(gains), gains, out, "gain_over_idc")
 
     if "redundancy" in chosen:
         # Redundancy of each distilled (non-coreset) set's halves.
