@@ -16,7 +16,9 @@ the result table are skipped: rerun the same command to continue after an interr
     python benchmarks/distill.py --device cuda --preset paper
 
 Writes benchmarks/results/<suite>_<dataset>_<preset>.csv (tidy rows as `dasm evaluate` writes them,
-plus the distillation wall time as metric=seconds, arch="-").
+plus the distillation wall time as metric=seconds, arch="-"), and after every cell redraws
+benchmarks/results/gain_<dataset>_<preset>.{png,pdf,csv}: each method minus IDC on the same seed,
+per IPC, from all suites' rows.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import pandas as pd
 from cells import ROOT, RUNS, parse_cells, run_cell
 from readme import write_block
 
+from dasm.analysis.figures import save_figure
+from dasm.analysis.gain import gain_table, plot_gain
 from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import summarize
@@ -46,7 +50,10 @@ def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu") -> pd.Data
     A cell that two suites share (IDC at IPC 10) counts once per seed: the first suite's row.
     """
     files = [ROOT / "results" / f"{suite}_{dataset}_{preset}.csv" for suite in SUITES]
-    table = pd.concat([pd.read_csv(f) for f in files if f.exists()], ignore_index=True)
+    tables = [pd.read_csv(f) for f in files if f.exists()]
+    if not tables:
+        return pd.DataFrame(columns=["dataset", "method", "ipc", "seed", "arch", "metric", "value"])
+    table = pd.concat(tables, ignore_index=True)
     return table.drop_duplicates(["method", "ipc", "seed", "arch", "metric"], keep="first", ignore_index=True)
 
 
@@ -75,6 +82,16 @@ def readme_table(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def write_gain_figure(dataset: str = "fashion-mnist", preset: str = "cpu") -> list:
+    """Redraw ``results/gain_<dataset>_<preset>.{png,pdf,csv}`` (each method minus IDC on the same
+    seed) from every suite's rows; return the files written (none before an IDC row exists)."""
+    results = suite_tables(dataset, preset)
+    if not (results.method == "idc").any():
+        return []
+    gains = gain_table(results, baseline="idc")
+    return save_figure(plot_gain(gains), gains, ROOT / "results", f"gain_{dataset}_{preset}") if len(gains) else []
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist")
@@ -93,6 +110,7 @@ def main() -> None:
             print(summarize(done).to_string(index=False), flush=True)
             if (data.name, args.preset) == ("fashion-mnist", "cpu"):
                 write_block("distill", readme_table(suite_tables()))
+            write_gain_figure(data.name, args.preset)
 
 
 if __name__ == "__main__":

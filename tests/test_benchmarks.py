@@ -83,6 +83,18 @@ def test_readme_distillation_table_matches_the_committed_csvs():
     assert readme.read_block("distill") == distill.readme_table(distill.suite_tables())
 
 
+def test_committed_gain_figure_table_matches_the_committed_csvs():
+    import distill  # noqa: E402
+    from dasm.analysis.gain import gain_table
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    committed = pd.read_csv(root / "gain_fashion-mnist_cpu.csv")
+    expected = gain_table(distill.suite_tables())
+    pd.testing.assert_frame_equal(committed, expected, check_dtype=False)
+    assert (root / "gain_fashion-mnist_cpu.png").exists()
+    assert distill.suite_tables("no-such-dataset").empty   # nothing run yet: no table, no error
+
+
 def test_readme_digits_accuracy_block_matches_the_committed_csv():
     root = Path(__file__).resolve().parents[1]
     results = pd.read_csv(root / "benchmarks" / "results" / "accuracy_digits_cpu.csv")
