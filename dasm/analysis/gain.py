@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .saturation import metric_rows
 from .style import dasm_style, method_color
 
 
@@ -23,14 +24,7 @@ def gain_table(results: pd.DataFrame, baseline: str = "idc", metric: str = "test
     ``results`` is a tidy table (``dasm.runs.read_results`` or a benchmark CSV); the ``full`` method
     and the baseline itself are left out, and a row present twice counts once.
     """
-    need = {"method", "ipc", "seed", "metric", "value"}
-    missing = need - set(results.columns)
-    if missing:
-        raise ValueError(f"results lacks columns {sorted(missing)}; expected a tidy table with "
-                         "dataset, method, ipc, seed, arch, metric, value (e.g. dasm.runs.read_results).")
-    sel = results[results["metric"] == metric]
-    if "arch" in sel.columns:
-        sel = sel[sel["arch"] == arch]
+    sel = metric_rows(results, metric, arch, need=("method", "ipc", "seed", "metric", "value"))
     sel = sel.assign(dataset=sel["dataset"] if "dataset" in sel.columns else "")
     sel = sel.drop_duplicates(["dataset", "method", "ipc", "seed"])
     sel = sel.assign(ipc=sel["ipc"].astype(int), seed=sel["seed"].astype(int), value=sel["value"].astype(float))

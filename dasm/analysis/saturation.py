@@ -24,14 +24,11 @@ _METRIC_LABELS = {"test_acc": "test accuracy (%)", "val_acc": "validation accura
                   "train_acc": "training accuracy (%)", "seconds": "time (s)"}
 
 
-def saturation_table(results: pd.DataFrame, metric: str = "test_acc", arch: str = "convnet") -> pd.DataFrame:
-    """Mean, std and count over seeds of ``metric`` for ``arch``, one row per (dataset, method, ipc, protocol).
-
-    Rows of the ``full`` method (training on all real data) are kept with ``is_full=True`` so the plot
-    can draw them as a horizontal line; the table also names its ``metric`` and ``arch``.
-    """
-    need = {"method", "ipc", "metric", "value"}
-    missing = need - set(results.columns)
+def metric_rows(results: pd.DataFrame, metric: str = "test_acc", arch: str = "convnet",
+                need: tuple[str, ...] = ("method", "ipc", "metric", "value")) -> pd.DataFrame:
+    """The rows of a tidy results table that hold ``metric`` for ``arch``; raises a ValueError that
+    names what is missing when a column in ``need`` is absent or no row matches."""
+    missing = set(need) - set(results.columns)
     if missing:
         raise ValueError(f"results lacks columns {sorted(missing)}; expected a tidy table with "
                          "dataset, method, ipc, seed, arch, metric, value (e.g. dasm.runs.read_results).")
@@ -42,6 +39,16 @@ def saturation_table(results: pd.DataFrame, metric: str = "test_acc", arch: str 
         archs = sorted(map(str, results["arch"].unique())) if "arch" in results.columns else []
         raise ValueError(f"no rows with metric={metric!r} and arch={arch!r}; the table has metrics "
                          f"{sorted(map(str, results['metric'].unique()))} and archs {archs}.")
+    return sel
+
+
+def saturation_table(results: pd.DataFrame, metric: str = "test_acc", arch: str = "convnet") -> pd.DataFrame:
+    """Mean, std and count over seeds of ``metric`` for ``arch``, one row per (dataset, method, ipc, protocol).
+
+    Rows of the ``full`` method (training on all real data) are kept with ``is_full=True`` so the plot
+    can draw them as a horizontal line; the table also names its ``metric`` and ``arch``.
+    """
+    sel = metric_rows(results, metric, arch)
     keys = [k for k in ("dataset", "method", "ipc", "protocol") if k in sel.columns]
     out = (sel.assign(value=sel["value"].astype(float))
               .groupby(keys, sort=True, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index())
@@ -150,4 +157,4 @@ def plot_saturation(table: pd.DataFrame, full_line: bool = True) -> Figure:
     return fig
 
 
-__all__ = ["saturation_table", "sweep", "plot_saturation"]
+__all__ = ["metric_rows", "saturation_table", "sweep", "plot_saturation"]
