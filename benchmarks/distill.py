@@ -24,13 +24,13 @@ per IPC, from all suites' rows.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pandas as pd
 from cells import ROOT, RUNS, parse_cells, run_cell
 from readme import write_block
 
-from dasm.analysis.figures import save_figure
-from dasm.analysis.gain import gain_table, plot_gain
+from dasm.analysis.figures import save_gain_figure
 from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import summarize
@@ -82,14 +82,10 @@ def readme_table(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_gain_figure(dataset: str = "fashion-mnist", preset: str = "cpu") -> list:
+def write_gain_figure(dataset: str = "fashion-mnist", preset: str = "cpu") -> list[Path]:
     """Redraw ``results/gain_<dataset>_<preset>.{png,pdf,csv}`` (each method minus IDC on the same
     seed) from every suite's rows; return the files written (none before an IDC row exists)."""
-    results = suite_tables(dataset, preset)
-    if not (results.method == "idc").any():
-        return []
-    gains = gain_table(results, baseline="idc")
-    return save_figure(plot_gain(gains), gains, ROOT / "results", f"gain_{dataset}_{preset}") if len(gains) else []
+    return save_gain_figure(suite_tables(dataset, preset), ROOT / "results", f"gain_{dataset}_{preset}")
 
 
 def main() -> None:

@@ -57,6 +57,15 @@ def save_figure(fig: Figure, table: pd.DataFrame, out: Path, name: str) -> list[
     return paths
 
 
+def save_gain_figure(results: pd.DataFrame, out: Path, name: str, baseline: str = "idc") -> list[Path]:
+    """Draw each method's gain over ``baseline`` on the same seed (:func:`~dasm.analysis.gain.gain_table`)
+    and save it like :func:`save_figure`; write nothing while no method shares an (IPC, seed) with it."""
+    if not (results["method"] == baseline).any():
+        return []
+    gains = gain_table(results, baseline=baseline)
+    return save_figure(plot_gain(gains), gains, out, name) if len(gains) else []
+
+
 def find_runs(paths: list[str | os.PathLike]) -> dict[str, Path]:
     """Run folders holding a ``synthetic.pt`` under ``paths``, named ``<method>-ipc<ipc>`` (made unique)."""
     runs: dict[str, Path] = {}
@@ -181,10 +190,7 @@ def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *
         rows = rows.drop_duplicates(key)
         table = saturation_table(rows)
         written += save_figure(plot_saturation(table), table, out, "saturation")
-        if (rows["method"] == "idc").any():
-            gains = gain_table(rows, baseline="idc")
-            if len(gains):
-                written += save_figure(plot_gain(gains), gains, out, "gain_over_idc")
+        written += save_gain_figure(rows, out, "gain_over_idc")
 
     if "redundancy" in chosen:
         # Redundancy of each distilled (non-coreset) set's halves.

@@ -75,9 +75,9 @@ def plot_gain(table: pd.DataFrame) -> Figure:
                 for i, ipc in enumerate(ipcs):
                     x = i - 0.4 + step * (j + 0.5)
                     row = part[(part["method"] == method) & (part["ipc"] == ipc)]
-                    seeds = table[(table["dataset"] == name) & (table["method"] == method) & (table["ipc"] == ipc)]
                     if row.empty:
                         continue
+                    seeds = table[(table["dataset"] == name) & (table["method"] == method) & (table["ipc"] == ipc)]
                     ax.bar(x, row["mean"].iloc[0], width=step * 0.9, color=color, alpha=0.35, label=label)
                     label = None
                     ax.errorbar(x, row["mean"].iloc[0], yerr=row["std"].iloc[0], color=color, capsize=3)
