@@ -87,16 +87,23 @@ def cmd_train_real(args: argparse.Namespace) -> int:
 
 
 def _print_table(df: pd.DataFrame, title: str) -> None:
-    table = summarize(df)
-    table["test_acc"] = table["mean"].map("{:.1f}".format) + " ± " + table["std"].map("{:.1f}".format)
+    """Mean ± std per method/IPC/arch: validation accuracy first when the run held a split out."""
+    metrics = [m for m in ("val_acc", "test_acc") if (df["metric"] == m).any()]
+    table = None
+    for metric in metrics:
+        part = summarize(df, metric)
+        part[metric] = part["mean"].map("{:.1f}".format) + " ± " + part["std"].map("{:.1f}".format)
+        part = part.drop(columns=["mean", "std"])
+        table = part if table is None else table.merge(part)
     print(f"\n{title}")
-    print(table[["method", "ipc", "arch", "test_acc", "count", "protocol"]].to_string(index=False))
+    print(table[["method", "ipc", "arch", *metrics, "count", "protocol"]].to_string(index=False))
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """Distill (or select a coreset), save the set under --out, then evaluate it unless --no-eval."""
     device = resolve_device(args.device)
-    data = load_dataset(args.dataset, args.data_dir, device=device)
+    data = load_dataset(args.dataset, args.data_dir, device=device, val_fraction=args.val_fraction,
+                        seed=args.split_seed)
     overrides = {k: v for k, v in (("iterations", args.iterations), ("lr_img", args.lr_img),
                                    ("factor", args.factor), ("init", args.init), ("width", args.width),
                                    ("segments", args.segments), ("score", args.score), ("policy", args.policy),
@@ -113,7 +120,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if not args.no_eval:
         df = evaluate_run(out, data, preset=args.preset, seeds=args.eval_seeds, archs=args.archs,
                           epochs=args.eval_epochs, progress=not args.no_progress)
-        _print_table(df, f"Test accuracy on {data.name} (%):")
+        _print_table(df, f"Accuracy on {data.name} (%):")
     return 0
 
 
@@ -122,10 +129,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     syn, folder = load_run_set(args.path, import_format=args.import_format, dataset=args.dataset,
                                factor=args.factor)
-    data = load_dataset(syn.meta["dataset"], args.data_dir, device=device)
+    fraction, split_seed = syn.meta.get("val_split") or (0.0, 0)   # the split the set was distilled on
+    data = load_dataset(syn.meta["dataset"], args.data_dir, device=device, val_fraction=fraction, seed=split_seed)
     df = evaluate_run(args.path, data, preset=args.preset, seeds=args.seeds, archs=args.archs,
                       epochs=args.epochs, progress=not args.no_progress, syn=syn)
-    _print_table(df, f"Test accuracy on {data.name} (%), appended to {folder / 'results.csv'}:")
+    _print_table(df, f"Accuracy on {data.name} (%), appended to {folder / 'results.csv'}:")
     return 0
 
 
@@ -260,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--joint", type=float, help="fraction of the iterations kept for a last pass over all segments "
                    "together, against all real data (default: 0.4; 0 leaves it out)")
     g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="hold out this fraction of each class as a validation split: the distiller never sees "
+                        "it and evaluation reports val_acc on it (choose settings on val_acc, not test_acc)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the --val-fraction split (default: 0)")
     p.add_argument("--no-eval", action="store_true", help="only distill; run `dasm evaluate OUT` later")
     p.add_argument("--eval-seeds", type=_seeds, default=[0, 1, 2])
     p.add_argument("--eval-epochs", type=int, help="override the protocol's training epochs")

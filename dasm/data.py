@@ -62,6 +62,7 @@ class Dataset:
     y_val: Tensor | None = None
     source: str = ""
     class_index: list[Tensor] = field(default_factory=list, repr=False)
+    val_split: tuple[float, int] | None = None   # (fraction, seed) of load_dataset's held-out split
 
     def __post_init__(self) -> None:
         if not self.class_index:
@@ -362,5 +363,6 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, device: str |
         x_val, y_val = x_tr[held], y_tr[held]
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     data = Dataset(spec.name, x_tr.contiguous(), y_tr, x_te.contiguous(), y_te, classes,
-                   tuple(float(m) for m in mean), tuple(float(s) for s in std), x_val, y_val, source)
+                   tuple(float(m) for m in mean), tuple(float(s) for s in std), x_val, y_val, source,
+                   val_split=(float(val_fraction), int(seed)) if val_fraction else None)
     return data.to(device) if torch.device(device) != torch.device("cpu") else data

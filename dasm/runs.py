@@ -23,7 +23,7 @@ from .distill import METHODS, DistillConfig, distill
 from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set
 from .published import import_published
 from .sequential import DasmConfig, config_dict, dasm_distill, static_prune
-from .synthetic import SyntheticSet, SyntheticSetError, check_matches
+from .synthetic import SyntheticSet, SyntheticSetError, check_matches, mark_split
 from .train import Recipe
 
 DASM_METHODS = ("dasm", "dasm-nodifficulty", "static-prune")
@@ -87,6 +87,8 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
     out = Path(out)
     done = out / "synthetic.pt"
     cfg, settings = run_config(data.name, method, ipc, preset=preset, seed=seed, **overrides)
+    if data.val_split is not None:   # a run on a training split is a different run from one on all of it
+        settings = {**settings, "val_split": list(data.val_split)}
     if done.exists() and (out / "config.json").exists():
         if json.loads((out / "config.json").read_text()) == settings:
             return SyntheticSet.load(done, device=data.device)
@@ -97,6 +99,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         syn = SyntheticSet(data.x_train[idx].clone(), data.y_train[idx].clone(), data.num_classes,
                            meta={"dataset": data.name, "method": method, "ipc": ipc, "seed": seed,
                                  "mean": data.mean, "std": data.std, "indices": idx.cpu()})
+        mark_split(syn, data)
         syn.save(done)
         (out / "config.json").write_text(json.dumps(settings, indent=2))
     else:
@@ -112,8 +115,9 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         if not done.exists():   # stopped early: partial.pt + checkpoints; the next call resumes
             return syn
         syn.meta["preset"] = preset
+        mark_split(syn, data)
         syn.save(done)
-        if method == "static-prune":  # its settings include the pruning, not only the base config
+        if method == "static-prune" or data.val_split is not None:  # settings beyond the base config
             (out / "config.json").write_text(json.dumps(settings, indent=2))
     timing = {"seconds": time.perf_counter() - t0}
     if method in ("dasm", "dasm-nodifficulty"):   # summed over segments, so a resumed run counts them all
@@ -122,6 +126,11 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         timing = {"seconds": seconds, "probe_seconds": seconds - sum(float(log["distill_seconds"]) for log in logs)}
     append_results(_timing_rows(data, method, ipc, seed, preset, **timing), out / "results.csv")
     return syn
+
+
+def split_columns(data: Dataset) -> dict[str, float]:
+    """The result columns that tell rows measured with a held-out validation split (``val_fraction``) apart."""
+    return {"val_fraction": data.val_split[0]} if data.val_split is not None else {}
 
 
 def load_run_set(path: str | os.PathLike, *, import_format: str | None = None, dataset: str | None = None,
@@ -170,7 +179,7 @@ def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu",
         df = evaluate_set(data, x.to(data.device), y.to(data.device), method=method, ipc=syn.ipc,
                           protocol=proto, seeds=todo, progress=progress,
                           checkpoint_dir=folder / "eval-checkpoints", preset=preset, factor=syn.factor,
-                          segments=len(syn.segments))
+                          segments=len(syn.segments), **split_columns(data))
         append_results(df, table_path)
     done = pd.read_csv(table_path) if table_path.exists() else done
     ids = [protocol.with_arch(a).id for a in archs or [protocol.arch]]

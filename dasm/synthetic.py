@@ -202,6 +202,20 @@ def check_matches(syn: SyntheticSet, data) -> None:
     if syn.num_classes != data.num_classes or tuple(syn.images.shape[1:]) != tuple(data.x_train.shape[1:]):
         raise SyntheticSetError(f"set of {syn.num_classes} classes x {tuple(syn.images.shape[1:])} does not fit "
                                 f"{data.name} ({data.num_classes} classes x {tuple(data.x_train.shape[1:])}).")
+    made_on, held_out = syn.meta.get("val_split"), getattr(data, "val_split", None)
+    made_on = tuple(made_on) if made_on is not None else None
+    if held_out is not None and made_on != held_out:
+        seen = ("all of the training set" if made_on is None else
+                f"a training split holding out {made_on[0]:.0%} (split seed {made_on[1]})")
+        raise SyntheticSetError(f"this set was distilled from {seen}, so the validation split "
+                                f"({held_out[0]:.0%}, seed {held_out[1]}) is not held out from it. Load the "
+                                "dataset with the set's own split (`dasm evaluate` does), or without one.")
+
+
+def mark_split(syn: SyntheticSet, data) -> None:
+    """Record in ``syn.meta`` the validation split ``data`` holds out, so evaluation can reload the same split."""
+    if getattr(data, "val_split", None) is not None:
+        syn.meta["val_split"] = list(data.val_split)
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import accuracy  # noqa: E402
 import cells  # noqa: E402
 import readme  # noqa: E402
+import tune  # noqa: E402
 
 
 def _rows(method, ipc, values, arch="convnet", dataset="fashion-mnist"):
@@ -109,3 +110,23 @@ def test_readme_blocks_are_rewritten_in_place_and_missing_ones_say_so(tmp_path):
     assert readme.read_block("t", doc) == "new\nrows"
     with pytest.raises(KeyError, match="no block 'other'"):
         readme.write_block("other", "x", doc)
+
+
+def test_tune_parses_variants_and_chooses_on_validation_not_test():
+    assert tune.parse_variants("lr_img=0.1,iterations=50; policy=grow") == [
+        {"lr_img": 0.1, "iterations": 50}, {"policy": "grow"}]
+    assert tune.variant_name({"lr_img": 0.5, "joint": 0}) == "lr_img=0.5,joint=0"
+    for bad in ("lr_img", "", "=3"):
+        with pytest.raises(ValueError, match="key=value|at least one"):
+            tune.parse_variants(bad)
+    rows = []
+    # variant a: better on validation, worse on test; b the other way round: a must be chosen
+    for variant, val, test in (("a", (80.0, 82.0), (70.0, 70.0)), ("b", (79.0, 79.0), (90.0, 90.0))):
+        for seed in (0, 1):
+            for metric, value in (("val_acc", val[seed]), ("test_acc", test[seed])):
+                rows.append({"dataset": "digits", "method": "idc", "ipc": 10, "seed": seed, "arch": "convnet",
+                             "metric": metric, "value": value, "variant": variant})
+    ranked = tune.rank_variants(pd.DataFrame(rows))
+    assert list(ranked.variant) == ["a", "b"] and list(ranked.chosen) == [True, False]
+    assert ranked.val_mean.tolist() == [81.0, 79.0] and ranked.seeds.tolist() == [2, 2]
+    assert ranked.test_mean.tolist() == [70.0, 90.0]

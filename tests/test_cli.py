@@ -1,6 +1,7 @@
 """The `dasm` command: listing datasets, full-data training, the demo, and clear errors."""
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from dasm.cli import main
+from dasm.synthetic import SyntheticSet
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dasm"
 CORE = ["data", "nets", "augment", "synthetic", "train", "matching", "distill", "difficulty",
@@ -95,13 +97,35 @@ def test_distill_then_evaluate(tmp_path, capsys):
                  "--iterations", "2", "--width", "16", "--eval-seeds", "0", "--eval-epochs", "3", "--no-progress"])
     assert code == 0
     assert (out / "synthetic.pt").exists() and (out / "synthetic.png").exists() and (out / "history.csv").exists()
-    assert "Test accuracy on digits" in capsys.readouterr().out
+    assert "Accuracy on digits" in capsys.readouterr().out
     assert main(["evaluate", str(out), "--seeds", "0,1", "--epochs", "3", "--archs", "convnet,mlp",
                  "--no-progress"]) == 0
     df = pd.read_csv(out / "results.csv")
     acc = df[df.metric == "test_acc"]
     assert sorted(zip(acc.arch, acc.seed)) == [("convnet", 0), ("convnet", 1), ("mlp", 0), ("mlp", 1)]
     assert (df[df.protocol == "distill"].metric == "seconds").all()
+
+
+def test_validation_split_is_held_out_and_reported(tmp_path, capsys):
+    out = tmp_path / "idc"
+    code = main(["distill", "--method", "idc", "--dataset", "digits", "--ipc", "2", "--out", str(out),
+                 "--iterations", "2", "--width", "16", "--eval-seeds", "0", "--eval-epochs", "3",
+                 "--val-fraction", "0.2", "--split-seed", "3", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "val_acc" in printed and "test_acc" in printed
+    syn = SyntheticSet.load(out / "synthetic.pt")
+    assert syn.meta["val_split"] == [0.2, 3]
+    assert json.loads((out / "config.json").read_text())["val_split"] == [0.2, 3]
+    # evaluate reloads the same split by itself: rows for a second seed carry val_acc and the fraction
+    assert main(["evaluate", str(out), "--seeds", "0,1", "--epochs", "3", "--no-progress"]) == 0
+    df = pd.read_csv(out / "results.csv")
+    val = df[df.metric == "val_acc"]
+    assert sorted(val.seed) == [0, 1] and (val.val_fraction == 0.2).all()
+    # the same folder distilled without the split is a different run
+    assert main(["distill", "--method", "idc", "--dataset", "digits", "--ipc", "2", "--out", str(out),
+                 "--iterations", "2", "--width", "16", "--no-eval", "--no-progress"]) == 2
+    assert "different run" in capsys.readouterr().err
 
 
 def test_distill_dasm_from_the_command_line(tmp_path):

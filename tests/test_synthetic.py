@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from dasm.data import load_dataset
 from dasm.published import import_published
-from dasm.synthetic import (SyntheticSet, SyntheticSetError, check_matches, decode, initial_images,
+from dasm.synthetic import (SyntheticSet, SyntheticSetError, check_matches, decode, initial_images, mark_split,
                             new_synthetic_set, pack)
 
 
@@ -137,3 +138,17 @@ def test_import_published_formats(tmp_path):
     (tmp_path / "labels_best.pt").unlink()
     with pytest.raises(SyntheticSetError, match="labels file"):
         import_published(tmp_path / "images_best.pt", "fashion-mnist")
+
+
+def test_a_validation_split_must_be_held_out_from_the_set(digits):
+    split = load_dataset("digits", val_fraction=0.2, seed=1)
+    assert split.val_split == (0.2, 1)
+    syn = new_synthetic_set(digits, 1)   # distilled from all of the training set
+    with pytest.raises(SyntheticSetError, match="not held out"):
+        check_matches(syn, split)
+    mark_split(syn, split)
+    assert syn.meta["val_split"] == [0.2, 1]
+    check_matches(syn, split)     # the same split: fine
+    check_matches(syn, digits)    # and a set made on a split can always be tested on the test split
+    with pytest.raises(SyntheticSetError, match="split seed 1"):
+        check_matches(syn, load_dataset("digits", val_fraction=0.2, seed=2))
