@@ -116,10 +116,14 @@ def _residual(logits: Tensor, y: Tensor) -> Tensor:
 # Net-based scores
 # ---------------------------------------------------------------------------------------
 
-def _loss_fn(net: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    logits = net(x).float()
+def _loss_of(logits: Tensor, y: Tensor) -> Tensor:
+    logits = logits.float()
     _check_labels(logits, y)
     return F.cross_entropy(logits, y, reduction="none")
+
+
+def _loss_fn(net: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return _loss_of(net(x), y)
 
 
 def loss_scores(nets: Nets, x: Tensor, y: Tensor, normalize: Normalize = None,
@@ -131,18 +135,25 @@ def loss_scores(nets: Nets, x: Tensor, y: Tensor, normalize: Normalize = None,
 def el2n_scores(nets: Nets, x: Tensor, y: Tensor, normalize: Normalize = None,
                 batch_size: int = 1024) -> Tensor:
     """EL2N: the L2 norm of softmax(logits) - onehot(y) per sample, averaged over the nets (Paul et al. 2021)."""
-    return _per_net(nets, x, y, normalize, batch_size,
-                    lambda net, xb, yb: _residual(net(xb), yb).norm(dim=1))
+    return _per_net(nets, x, y, normalize, batch_size, lambda net, xb, yb: _el2n_of(net(xb), yb))
 
 
-def _margin_fn(net: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    logits = net(x).float()
+def _el2n_of(logits: Tensor, y: Tensor) -> Tensor:
+    return _residual(logits, y).norm(dim=1)
+
+
+def _margin_of(logits: Tensor, y: Tensor) -> Tensor:
+    logits = logits.float()
     _check_labels(logits, y)
     if logits.shape[1] < 2:
         raise ValueError("The margin score needs at least two classes.")
     true = logits.gather(1, y[:, None]).squeeze(1)
     wrong = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
     return wrong - true
+
+
+def _margin_fn(net: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return _margin_of(net(x), y)
 
 
 def margin_scores(nets: Nets, x: Tensor, y: Tensor, normalize: Normalize = None,
@@ -324,6 +335,22 @@ def reference_network(data: Dataset, arch: str = "convnet", epochs: int = 20, se
                 augment=make_augment(data, recipe), generator=g, progress=progress,
                 desc=f"reference {arch}")
     return net.eval()
+
+
+LOGIT_SCORES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"loss": _loss_of, "el2n": _el2n_of, "margin": _margin_of}
+
+
+def scores_from_logits(score: str, logits: Tensor, y: Tensor) -> Tensor:
+    """``loss``, ``el2n`` or ``margin`` of each sample from one network's logits (already computed, e.g.
+    by :func:`dasm.train.predict`, so the pass that measures a probe's accuracy also scores the data)."""
+    if score not in LOGIT_SCORES:
+        raise ValueError(f"{score!r} is not computed from logits alone; these are: {', '.join(LOGIT_SCORES)}.")
+    _check_xy(logits, y)
+    out = LOGIT_SCORES[score](logits, y).float()
+    if torch.isnan(out).any():
+        raise FloatingPointError(f"{int(torch.isnan(out).sum())} difficulty scores are NaN: the network's "
+                                 "outputs are not finite (check the inputs and the network's weights).")
+    return out
 
 
 _NET_SCORES: dict[str, Callable[..., Tensor]] = {

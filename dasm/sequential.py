@@ -40,7 +40,8 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .difficulty import SCORES, ForgettingTracker, forgetting_scores, reference_network, score_samples
+from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, forgetting_scores, reference_network,
+                         score_samples, scores_from_logits)
 from .distill import PARTIAL, DistillConfig, distill_segment, save_run
 from .evaluate import make_augment
 from .nets import get_network
@@ -115,14 +116,21 @@ class DasmConfig:
         return tuple(q + (1 if k < r else 0) for k in range(self.segments))
 
     def segment_iterations(self) -> int:
-        """Outer iterations of each segment."""
+        """Outer iterations of each segment: what the joint pass leaves, shared evenly (at least 1)."""
         if self.iterations_per_segment is not None:
             return self.iterations_per_segment
         return max(1, (self.base.iterations - self.joint_iterations()) // self.segments)
 
     def joint_iterations(self) -> int:
-        """Outer iterations of the final joint pass (0 without one, and for a single segment)."""
-        return int(round(self.base.iterations * self.joint)) if self.segments > 1 else 0
+        """Outer iterations of the final joint pass (0 without one, and for a single segment).
+
+        The segments come first: with a budget too small for both, the joint pass shrinks so that
+        every segment still gets an iteration and the total stays the base distiller's (a budget
+        below one iteration per segment gives each segment 1 and no joint pass).
+        """
+        if self.segments == 1:
+            return 0
+        return max(0, min(int(round(self.base.iterations * self.joint)), self.base.iterations - self.segments))
 
     def segment_lr(self, k: int) -> float:
         """Image learning rate of segment ``k`` (0-based).
@@ -285,10 +293,13 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                                 progress=progress, width=cfg.probe_width)
         t_probe = time.perf_counter() - t0
         if probe is not None:
-            log["probe_real_acc"] = accuracy(probe, data.x_train, data.y_train, data.normalize)
+            logits = predict(probe, data.x_train, data.normalize)   # one pass: the probe's accuracy (and scores)
+            log["probe_real_acc"] = 100.0 * (logits.argmax(1) == data.y_train).float().mean().item()
             if data.x_val is not None:
                 log["probe_val_acc"] = accuracy(probe, data.x_val, data.y_val, data.normalize)
-            if cfg.score == "forgetting" and syn is not None:
+            if cfg.score in LOGIT_SCORES:
+                scores = scores_from_logits(cfg.score, logits, data.y_train)
+            elif cfg.score == "forgetting" and syn is not None:
                 scores = _real_forgetting(data, syn, cfg, base.seed + k)
             elif cfg.score == "forgetting":
                 scores = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize,

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from dasm.difficulty import (SCORES, ForgettingTracker, el2n_scores, forgetting_scores, grand_scores,
-                             learnability_scores, loss_scores, margin_scores, score_samples)
+                             learnability_scores, loss_scores, margin_scores, score_samples, scores_from_logits)
 from dasm.nets import get_network
 from dasm.train import Recipe, predict, train_model
 
@@ -94,6 +94,14 @@ def test_scores_match_direct_computation(small):
     torch.testing.assert_close(el2n_scores(net, x, y, norm, batch_size=7), expect_el2n, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(margin_scores(net, x, y, norm), expect_margin, atol=1e-5, rtol=1e-5)
     assert ((margin_scores(net, x, y, norm) > 0) == (logits.argmax(1) != y)).all()
+    # the same scores from logits computed once (the probe's accuracy pass): equal bit for bit
+    once = predict(net, x, norm)
+    for score in ("loss", "el2n", "margin"):
+        assert torch.equal(scores_from_logits(score, once, y), score_samples(score, net, x, y, norm))
+    with pytest.raises(ValueError, match="not computed from logits"):
+        scores_from_logits("grand", once, y)
+    with pytest.raises(FloatingPointError, match="NaN"):
+        scores_from_logits("loss", torch.full_like(once, float("nan")), y)
 
 
 def test_grand_matches_autograd_of_last_layer(small):

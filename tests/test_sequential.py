@@ -151,6 +151,10 @@ def test_joint_pass_shares_the_budget_and_moves_every_segment(digits, tmp_path):
     assert (cfg.joint_iterations(), cfg.segment_iterations()) == (4, 3)   # 2 x 3 + 4 = the base's 10
     assert DasmConfig(base, segments=2, joint=0.0).segment_iterations() == 5
     assert DasmConfig(base, segments=1).joint_iterations() == 0                # K = 1 stays the base distiller
+    small = DasmConfig(replace(base, iterations=2), segments=2, joint=0.4)   # 40% of 2 would leave 1 for 2 segments
+    assert (small.joint_iterations(), small.segment_iterations()) == (0, 1)   # the joint pass gives way
+    tiny = DasmConfig(replace(base, iterations=1), segments=2)
+    assert (tiny.joint_iterations(), tiny.segment_iterations()) == (0, 1)    # below 1 per segment: 1 each
     seen = []
     syn, hist, segs = dasm_distill(digits, cfg, out=tmp_path, progress=False, callback=seen.append)
     before = SyntheticSet.load(tmp_path / "segment1" / "synthetic.pt")   # the set the joint pass started from
