@@ -93,10 +93,14 @@ def _per_net(nets: Nets, x: Tensor, y: Tensor, normalize: Normalize, batch_size:
         if parts:
             total += torch.cat(parts)
     out = total / len(nets)
-    if torch.isnan(out).any():
-        raise FloatingPointError(f"{int(torch.isnan(out).sum())} difficulty scores are NaN: the network's "
+    return _check_not_nan(out)
+
+
+def _check_not_nan(scores: Tensor) -> Tensor:
+    if torch.isnan(scores).any():
+        raise FloatingPointError(f"{int(torch.isnan(scores).sum())} difficulty scores are NaN: the network's "
                                  "outputs are not finite (check the inputs and the network's weights).")
-    return out
+    return scores
 
 
 def _check_labels(logits: Tensor, y: Tensor) -> None:
@@ -347,10 +351,7 @@ def scores_from_logits(score: str, logits: Tensor, y: Tensor) -> Tensor:
         raise ValueError(f"{score!r} is not computed from logits alone; these are: {', '.join(LOGIT_SCORES)}.")
     _check_xy(logits, y)
     out = LOGIT_SCORES[score](logits, y).float()
-    if torch.isnan(out).any():
-        raise FloatingPointError(f"{int(torch.isnan(out).sum())} difficulty scores are NaN: the network's "
-                                 "outputs are not finite (check the inputs and the network's weights).")
-    return out
+    return _check_not_nan(out)
 
 
 _NET_SCORES: dict[str, Callable[..., Tensor]] = {
