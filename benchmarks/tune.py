@@ -61,20 +61,24 @@ def variant_name(over: dict[str, object]) -> str:
 def rank_variants(table: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std validation accuracy per variant (and test accuracy beside it), best validation first.
 
-    ``chosen`` marks the variant with the highest mean validation accuracy per (dataset, method, IPC).
+    ``chosen`` marks the variant with the highest mean validation accuracy per (dataset, method, IPC,
+    validation fraction).
     """
-    keys = ["dataset", "method", "ipc", "variant"]
+    keys = [k for k in ("dataset", "method", "ipc", "val_fraction", "variant") if k in table.columns]
     acc = table[table.metric.isin(["val_acc", "test_acc"])]
-    stats = acc.pivot_table(index=keys, columns="metric", values="value", aggfunc=["mean", "std", "count"])
+    stats = acc.pivot_table(index=keys, columns="metric", values="value", aggfunc=["mean", "std", "count"],
+                           dropna=False)
     ranked = pd.DataFrame({"val_mean": stats[("mean", "val_acc")], "val_std": stats[("std", "val_acc")].fillna(0.0),
                            "seeds": stats[("count", "val_acc")].astype(int),
                            "test_mean": stats[("mean", "test_acc")]}).reset_index()
-    ranked = ranked.sort_values(["dataset", "method", "ipc", "val_mean"], ascending=[True, True, True, False])
-    ranked["chosen"] = ~ranked.duplicated(["dataset", "method", "ipc"])
+    groups = keys[:-1]
+    ranked = ranked.sort_values([*groups, "val_mean"], ascending=[True] * len(groups) + [False])
+    ranked["chosen"] = ~ranked.duplicated(groups)
     return ranked.reset_index(drop=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run the variants not yet in the table, print the ranking and return it."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--method", required=True)
@@ -85,25 +89,30 @@ def main() -> None:
     p.add_argument("--preset", default="cpu")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", default=str(RUNS))
-    args = p.parse_args()
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--results", default=str(ROOT / "results"), help="folder of tune_<dataset>_<preset>.csv")
+    args = p.parse_args(argv)
+    progress = not args.no_progress
     data = load_dataset(args.dataset, device=resolve_device(args.device), val_fraction=args.val_fraction)
-    path = ROOT / "results" / f"tune_{data.name}_{args.preset}.csv"
+    path = Path(args.results) / f"tune_{data.name}_{args.preset}.csv"
     for over in parse_variants(args.variants):
         name = variant_name(over)
         for seed in [int(s) for s in args.seeds.split(",")]:
             table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["method", "ipc", "seed", "variant"])
             done = table[(table.method == args.method) & (table.ipc == args.ipc) & (table.seed == seed)
-                         & (table.variant == name)]
+                         & (table.variant == name) & (table.get("val_fraction") == args.val_fraction)]
             if len(done):
                 continue
             slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
-            out = Path(args.runs) / data.name / f"{args.preset}-tune" / f"{args.method}-ipc{args.ipc}-{slug}-seed{seed}"
-            distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=seed, **over)
-            rows = evaluate_run(out, data, preset=args.preset, seeds=[seed])
+            out = Path(args.runs) / data.name / f"{args.preset}-tune" / f"{args.method}-ipc{args.ipc}-{slug}-val{args.val_fraction:g}-seed{seed}"
+            distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=seed, progress=progress, **over)
+            rows = evaluate_run(out, data, preset=args.preset, seeds=[seed], progress=progress)
             append_results(rows.assign(variant=name, preset=args.preset), path)
     ranked = rank_variants(pd.read_csv(path))
-    print(ranked[(ranked.method == args.method) & (ranked.ipc == args.ipc)].round(2).to_string(index=False))
+    ranked = ranked[(ranked.method == args.method) & (ranked.ipc == args.ipc)].reset_index(drop=True)
+    print(ranked.round(2).to_string(index=False))
     print(f"\nrows in {path}; choose on val_mean, the test column only reports the choice")
+    return ranked
 
 
 if __name__ == "__main__":

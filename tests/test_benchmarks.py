@@ -131,3 +131,19 @@ def test_tune_parses_variants_and_chooses_on_validation_not_test():
     assert list(ranked.variant) == ["a", "b"] and list(ranked.chosen) == [True, False]
     assert ranked.val_mean.tolist() == [81.0, 79.0] and ranked.seeds.tolist() == [2, 2]
     assert ranked.test_mean.tolist() == [70.0, 90.0]
+
+
+def test_tune_runs_variants_on_a_held_out_split_and_resumes(tmp_path, capsys):
+    argv = ["--dataset", "digits", "--method", "idc", "--ipc", "1", "--variants", "iterations=1;iterations=2",
+            "--val-fraction", "0.2", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path), "--no-progress"]
+    ranked = tune.main(argv)
+    assert sorted(ranked.variant) == ["iterations=1", "iterations=2"] and ranked.chosen.sum() == 1
+    table = pd.read_csv(tmp_path / "tune_digits_cpu.csv")
+    assert set(table[table.metric == "val_acc"].variant) == {"iterations=1", "iterations=2"}
+    assert (table.val_fraction.dropna() == 0.2).all()
+    folders = sorted(p.name for p in (tmp_path / "runs" / "digits" / "cpu-tune").iterdir())
+    assert folders == ["idc-ipc1-iterations=1-val0.2-seed0", "idc-ipc1-iterations=2-val0.2-seed0"]
+    rows = len(table)
+    tune.main(argv)   # everything done: nothing is run or appended again
+    assert len(pd.read_csv(tmp_path / "tune_digits_cpu.csv")) == rows
+    assert "choose on val_mean" in capsys.readouterr().out
