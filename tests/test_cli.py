@@ -131,7 +131,7 @@ def test_validation_split_is_held_out_and_reported(tmp_path, capsys):
 def test_distill_dasm_from_the_command_line(tmp_path):
     out = tmp_path / "dasm"
     code = main(["distill", "--method", "dasm", "--dataset", "digits", "--ipc", "2", "--segments", "2",
-                 "--base", "dsa", "--iterations", "2", "--width", "16", "--probe-epochs", "3", "--window", "0.4",
+                 "--base", "dsa", "--iterations", "3", "--width", "16", "--probe-epochs", "3", "--window", "0.4",
                  "--joint", "0.5", "--out", str(out), "--no-eval", "--no-progress"])
     assert code == 0
     segs = pd.read_csv(out / "segments.csv")
