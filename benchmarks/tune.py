@@ -11,14 +11,19 @@ next to the ranking only as a report of the choice, never to make it.
     python benchmarks/tune.py --dataset fashion-mnist --method dasm --ipc 50 \\
         --variants "joint=0;joint=0.4" --seeds 0
 
-Resumable: finished (variant, seed) cells are skipped, and the run folders
-(``data/runs/bench/<dataset>/<preset>-tune/``) keep the distillation checkpoints.
+A variant is a set of overrides of the preset, so what it means changes when the preset does.
+Every row therefore also records the variant's resolved settings: ``setting`` (one line:
+factor, init, iterations, lr_img, ...) and ``config`` (a hash of every setting but the seed).
+Resumable by ``config``: a (config, seed) already in the table is skipped whatever its label,
+and the run folders (``data/runs/bench/<dataset>/<preset>-tune/``, named by label and config)
+keep the distillation checkpoints.
 Writes ``benchmarks/results/tune_<dataset>_<preset>.csv``: one row per variant x seed x metric.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -26,10 +31,11 @@ from pathlib import Path
 import pandas as pd
 from cells import ROOT, RUNS, has_row
 
+from dasm.config import describe
 from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import append_results
-from dasm.runs import distill_run, evaluate_run
+from dasm.runs import distill_run, evaluate_run, run_config
 
 # 6,000 Fashion-MNIST images: one accuracy near 75% has a standard error of about 0.6 points, so two
 # variants closer than about 1.5 points are not told apart by one seed.
@@ -60,20 +66,46 @@ def variant_name(over: dict[str, object]) -> str:
     return ",".join(f"{k}={v}" for k, v in over.items()) or "preset"
 
 
+def _without_seeds(settings: object) -> object:
+    """``settings`` without its seeds and validation split, at any depth (DASM nests its base config)."""
+    if isinstance(settings, dict):
+        return {k: _without_seeds(v) for k, v in settings.items() if k not in ("seed", "val_split")}
+    return settings
+
+
+def resolve_variant(dataset: str, method: str, ipc: int, preset: str, over: dict[str, object]) -> tuple[str, str]:
+    """The variant's ``(config, setting)``: a hash of its resolved settings (all but the seed) and a
+    one-line description of them, so rows stay readable and comparable after the preset changes."""
+    cfg, settings = run_config(dataset, method, ipc, preset=preset, **over)
+    key = hashlib.sha1(json.dumps(_without_seeds(settings), sort_keys=True).encode()).hexdigest()[:10]
+    if cfg is None:
+        return key, method
+    base = getattr(cfg, "base", cfg)
+    text = describe(base) if method == base.method else f"{method} on {describe(base)}"
+    if base is not cfg:
+        text += f" K{cfg.segments} {cfg.policy}/{cfg.score}"
+    return key, text
+
+
 def rank_variants(table: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std validation accuracy per variant (and test accuracy beside it), best validation first.
 
-    ``chosen`` marks the variant with the highest mean validation accuracy per (dataset, method, IPC,
-    validation fraction).
+    A variant is its resolved ``config`` where the table has one (its first label names it), else
+    its label. ``chosen`` marks the variant with the highest mean validation accuracy per (dataset,
+    method, IPC, validation fraction).
     """
-    keys = [k for k in ("dataset", "method", "ipc", "val_fraction", "variant") if k in table.columns]
+    groups = [k for k in ("dataset", "method", "ipc", "val_fraction") if k in table.columns]
+    unit = "config" if "config" in table.columns else "variant"
     acc = table[table.metric.isin(["val_acc", "test_acc"])]
-    stats = acc.pivot_table(index=keys, columns="metric", values="value", aggfunc=["mean", "std", "count"],
-                           dropna=False)
-    ranked = pd.DataFrame({"val_mean": stats[("mean", "val_acc")], "val_std": stats[("std", "val_acc")].fillna(0.0),
-                           "seeds": stats[("count", "val_acc")].astype(int),
+    # groupby, not pivot_table: only the (IPC, variant) pairs that were run, not every combination
+    stats = acc.groupby([*groups, unit, "metric"]).value.agg(["mean", "std", "count"]).unstack("metric")
+    val = stats.xs("val_acc", axis=1, level="metric")
+    ranked = pd.DataFrame({"val_mean": val["mean"], "val_std": val["std"].fillna(0.0),
+                           "seeds": val["count"].fillna(0).astype(int),
                            "test_mean": stats[("mean", "test_acc")]}).reset_index()
-    groups = keys[:-1]
+    if unit == "config":
+        names = acc.groupby([*groups, unit])[["variant", "setting"]].first().reset_index()
+        ranked = ranked.merge(names, on=[*groups, unit])
     ranked = ranked.sort_values([*groups, "val_mean"], ascending=[True] * len(groups) + [False])
     ranked["chosen"] = ~ranked.duplicated(groups)
     return ranked.reset_index(drop=True)
@@ -99,19 +131,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     path = Path(args.results) / f"tune_{data.name}_{args.preset}.csv"
     for over in parse_variants(args.variants):
         name = variant_name(over)
+        key, setting = resolve_variant(data.name, args.method, args.ipc, args.preset, over)
         for seed in [int(s) for s in args.seeds.split(",")]:
             table = pd.read_csv(path) if path.exists() else pd.DataFrame()
-            if not table.empty and has_row(table[(table.variant == name) & (table.val_fraction == args.val_fraction)],
+            if "config" in table and has_row(table[(table.config == key) & (table.val_fraction == args.val_fraction)],
                                            args.method, args.ipc, seed):
                 continue
             slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
-            out = Path(args.runs) / data.name / f"{args.preset}-tune" / f"{args.method}-ipc{args.ipc}-{slug}-val{args.val_fraction:g}-seed{seed}"
+            folder = f"{args.method}-ipc{args.ipc}-{slug}-{key}-val{args.val_fraction:g}-seed{seed}"
+            out = Path(args.runs) / data.name / f"{args.preset}-tune" / folder
             distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=seed, progress=progress, **over)
             rows = evaluate_run(out, data, preset=args.preset, seeds=[seed], progress=progress)
-            append_results(rows.assign(variant=name, preset=args.preset), path)
+            append_results(rows.assign(variant=name, preset=args.preset, config=key, setting=setting), path)
     ranked = rank_variants(pd.read_csv(path))
     ranked = ranked[(ranked.method == args.method) & (ranked.ipc == args.ipc)].reset_index(drop=True)
-    print(ranked.round(2).to_string(index=False))
+    shown = [c for c in ("variant", "setting", "val_mean", "val_std", "seeds", "test_mean", "chosen") if c in ranked]
+    print(ranked.round(2).to_string(index=False, columns=shown))
     print(f"\nrows in {path}; choose on val_mean, the test column only reports the choice")
     return ranked
 

@@ -131,6 +131,14 @@ def test_tune_parses_variants_and_chooses_on_validation_not_test():
     assert list(ranked.variant) == ["a", "b"] and list(ranked.chosen) == [True, False]
     assert ranked.val_mean.tolist() == [81.0, 79.0] and ranked.seeds.tolist() == [2, 2]
     assert ranked.test_mean.tolist() == [70.0, 90.0]
+    # variants differ between IPCs: only the pairs that were run are ranked
+    mixed = tune.rank_variants(pd.DataFrame(rows + [{**r, "ipc": 1, "variant": "c"} for r in rows if r["variant"] == "a"]))
+    assert sorted(zip(mixed.ipc, mixed.variant)) == [(1, "c"), (10, "a"), (10, "b")] and mixed.chosen.sum() == 2
+    # with resolved configs, two labels of the same settings are one variant (named by its first label)
+    keyed = pd.DataFrame(rows).assign(config=lambda t: t.variant.map({"a": "k1", "b": "k2"}), setting="s")
+    keyed.loc[(keyed.variant == "a") & (keyed.seed == 1), "variant"] = "a-again"
+    ranked = tune.rank_variants(keyed)
+    assert list(ranked.variant) == ["a", "b"] and ranked.seeds.tolist() == [2, 2] and ranked.val_mean[0] == 81.0
 
 
 def test_tune_runs_variants_on_a_held_out_split_and_resumes(tmp_path, capsys):
@@ -141,9 +149,14 @@ def test_tune_runs_variants_on_a_held_out_split_and_resumes(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "tune_digits_cpu.csv")
     assert set(table[table.metric == "val_acc"].variant) == {"iterations=1", "iterations=2"}
     assert (table.val_fraction.dropna() == 0.2).all()
+    keys = table.drop_duplicates("variant").set_index("variant").config
     folders = sorted(p.name for p in (tmp_path / "runs" / "digits" / "cpu-tune").iterdir())
-    assert folders == ["idc-ipc1-iterations=1-val0.2-seed0", "idc-ipc1-iterations=2-val0.2-seed0"]
+    assert folders == [f"idc-ipc1-iterations={n}-{keys[f'iterations={n}']}-val0.2-seed0" for n in (1, 2)]
+    assert set(table.setting) == {f"idc ipc1 f1 real it{n}x10 lr0.01 dc convnet-w64" for n in (1, 2)}
     rows = len(table)
     tune.main(argv)   # everything done: nothing is run or appended again
+    # another label for the same resolved settings (the preset's own lr_img) is done too
+    tune.main([*argv[:7], "iterations=1,lr_img=0.01", *argv[8:]])
     assert len(pd.read_csv(tmp_path / "tune_digits_cpu.csv")) == rows
-    assert "choose on val_mean" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "choose on val_mean" in out and "it2x10 lr0.01" in out

@@ -115,12 +115,14 @@ def test_config_validation():
     dsa = preset_config("paper", "fashion-mnist", "dsa", 50)
     assert (dsa.match_steps, dsa.net_steps, dsa.augment) == (50, 10, True)
     assert preset_protocol("paper", "fashion-mnist", "idc").recipe.schedule == "idc"
-    # the cpu preset's IPC-1 choice (CPU_EVIDENCE "fashion-mnist-idc-ipc1"): multi-formation on 28x28 only
-    one, ten, tiny = (preset_config("cpu", d, "idc", i) for d, i in (("fashion-mnist", 1), ("fashion-mnist", 10),
-                                                                      ("digits", 1)))
+    # the cpu preset's IPC-1 and IPC-10 choices (CPU_EVIDENCE "fashion-mnist-idc-ipc1", "-ipc10"):
+    # multi-formation up to IPC 10 on 28x28 only, lr_img scaled with IPC
+    one, ten, fifty, tiny = (preset_config("cpu", d, "idc", i) for d, i in (
+        ("fashion-mnist", 1), ("fashion-mnist", 10), ("fashion-mnist", 50), ("digits", 10)))
     assert (one.factor, one.init, one.lr_img) == (2, "mix", 0.1)
-    assert (ten.factor, ten.init, ten.lr_img) == (1, "real", pytest.approx(0.1))
-    assert (tiny.factor, tiny.init) == (1, "real")
+    assert (ten.factor, ten.init, ten.lr_img) == (2, "mix", pytest.approx(0.3))
+    assert (fifty.factor, fifty.init, fifty.lr_img) == (1, "real", pytest.approx(0.5))
+    assert (tiny.factor, tiny.init, tiny.lr_img) == (1, "real", pytest.approx(0.1))
 
 
 def test_ipc_larger_than_a_class_raises(digits, tmp_path):
