@@ -145,6 +145,20 @@ def test_init_from_all_starts_segments_outside_their_pool(digits, tmp_path):
         DasmConfig(base, init_from="window")
 
 
+def test_segments_of_a_multi_formation_base(digits, tmp_path):
+    # the cpu preset's IDC base up to IPC 10 on 28x28 data is multi-formation (factor 2, mix init)
+    base = config_for("idc", ipc=2, factor=2, init="mix", **FAST)
+    cfg = DasmConfig(base, segments=2, probe_epochs=2, iterations_per_segment=1, joint=0.0)
+    snapshots = []
+    syn, _, segs = dasm_distill(digits, cfg, out=tmp_path, progress=False,
+                                on_segment=lambda log, s: snapshots.append(s.images.detach().clone()))
+    assert syn.factor == 2 and syn.segments == [(0, 10), (10, 20)] and syn.segment_ipcs() == [1, 1]
+    x, y = syn.decoded()
+    assert x.shape[0] == 4 * len(syn.labels) and torch.bincount(y).tolist() == [8] * 10   # f^2 images each
+    assert torch.equal(snapshots[0][:10], syn.images[:10])                             # segment 0 frozen
+    assert segs.probe_real_acc.iloc[1] > 10   # the probe learnt something from the decoded first segment
+
+
 def test_joint_pass_shares_the_budget_and_moves_every_segment(digits, tmp_path):
     base = config_for("dsa", ipc=2, **{**FAST, "iterations": 10})
     cfg = DasmConfig(base, segments=2, probe_epochs=2, joint=0.4)
