@@ -12,6 +12,10 @@ coresets there are no longer "small": the curve is expected to flatten toward fu
     python benchmarks/accuracy.py --quick        # digits, seed 0, IPC 1 and 10: about 8 minutes on 2 cores
     python benchmarks/accuracy.py                # both datasets, 3 seeds: many hours on 2 cores
     python benchmarks/accuracy.py --table        # only re-render the Markdown table
+    python benchmarks/accuracy.py --datasets fashion-mnist --cells idc:10,dasm:10 --no-cross-arch
+
+A cell that ``distill.py``'s suites already measured (same dataset and preset) is not run again:
+the tables show those suites' rows next to this suite's own, from both result files.
 
 Resumable (finished cells are skipped). Writes benchmarks/results/accuracy_<dataset>_<preset>.csv
 and renders benchmarks/results/accuracy_<preset>.md next to the published numbers.
@@ -22,7 +26,8 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
-from cells import ROOT, RUNS, run_cell
+from cells import ROOT, RUNS, parse_cells, run_cell
+from distill import suite_tables
 from readme import write_block
 
 from dasm.config import preset_config, preset_protocol
@@ -82,7 +87,7 @@ def cross_arch_table(results: pd.DataFrame, dataset: str) -> str:
     """Method x architecture table at the cross-architecture IPC."""
     acc = results[(results.metric == "test_acc") & (results.dataset == dataset)
                   & (results.ipc == CROSS_ARCH["ipc"]) & results.method.isin(CROSS_ARCH["methods"])]
-    if acc.empty:
+    if not (acc.arch != "convnet").any():   # nothing beyond the main table's column yet
         return ""
     archs = CROSS_ARCH["archs"]
     lines = ["| method | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
@@ -95,12 +100,19 @@ def cross_arch_table(results: pd.DataFrame, dataset: str) -> str:
 def protocol_notes(preset: str, dataset: str) -> str:
     """How this table's protocol differs from the published one, stated from the preset itself."""
     proto = preset_protocol(preset, dataset, "idc")
-    idc = preset_config(preset, dataset, "idc", 10)
+    idc = {ipc: preset_config(preset, dataset, "idc", ipc) for ipc in IPCS}
+
+    def per_ipc(field: str) -> str:
+        values = [getattr(c, field) for c in idc.values()]
+        if len(set(values)) == 1:
+            return str(values[0])
+        return "/".join(map(str, values)) + " at IPC " + "/".join(map(str, idc))
+
     return (f"Protocol ({preset} preset): evaluation `{proto.id}` for IDC and DASM, DC's lr schedule for the "
             "others (published: 1000 epochs); full data: the dataset's reference recipe. IDC matches "
-            f"with a width-{idc.width} ConvNet for {idc.iterations} x {idc.match_steps} steps, factor {idc.factor} "
-            f"(published: width 128, 2000 x 100, factor 2). Each cell distills and evaluates with the same seed; "
-            "mean ± std over seeds (count in brackets).")
+            f"with a width-{per_ipc('width')} ConvNet for {per_ipc('iterations')} x {per_ipc('match_steps')} steps, "
+            f"factor {per_ipc('factor')} (published: width 128, 2000 x 100, factor 2). Each cell distills and "
+            "evaluates with the same seed; mean ± std over seeds (count in brackets).")
 
 
 def dataset_section(results: pd.DataFrame, preset: str, dataset: str) -> str:
@@ -112,18 +124,27 @@ def dataset_section(results: pd.DataFrame, preset: str, dataset: str) -> str:
     return "\n".join(parts)
 
 
+def results_for(dataset: str, preset: str) -> pd.DataFrame:
+    """This suite's rows for ``dataset`` and ``preset``, then the distillation suites' rows for cells
+    (and architectures) it does not hold itself."""
+    path = ROOT / "results" / f"accuracy_{dataset}_{preset}.csv"
+    own = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    table = pd.concat([own, suite_tables(dataset, preset)], ignore_index=True)
+    return table.drop_duplicates(["method", "ipc", "seed", "arch", "metric"], keep="first", ignore_index=True)
+
+
 def render(preset: str, datasets: list[str]) -> str:
     """The Markdown of every dataset's tables, written next to the CSVs."""
     parts = [f"# Accuracy suite ({preset} preset)\n", "Made by `python benchmarks/accuracy.py`; "
              "numbers are ConvNet test accuracy in percent.\n"]
     for name in datasets:
-        path = ROOT / "results" / f"accuracy_{name}_{preset}.csv"
-        if not path.exists():
+        results = results_for(name, preset)
+        if results.empty:
             continue
-        section = dataset_section(pd.read_csv(path), preset, name)
+        section = dataset_section(results, preset, name)
         parts += [f"## {name}\n", section, ""]
-        if (name, preset) == ("digits", "cpu"):
-            write_block("accuracy-digits", section)
+        if preset == "cpu":
+            write_block(f"accuracy-{name}", section)
     text = "\n".join(parts)
     (ROOT / "results" / f"accuracy_{preset}.md").write_text(text)
     return text
@@ -136,6 +157,8 @@ def main() -> None:
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--ipcs", default=",".join(map(str, IPCS)))
+    p.add_argument("--cells", help="method:IPC list (and/or `full`) instead of the full-data cell + methods x IPCs")
+    p.add_argument("--no-cross-arch", action="store_true", help="evaluate on ConvNet only (add the others later)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--device", default="auto")
@@ -149,10 +172,13 @@ def main() -> None:
         for name in datasets:
             data = load_dataset(name, device=device)
             table = ROOT / "results" / f"accuracy_{data.name}_{args.preset}.csv"
+            elsewhere = suite_tables(data.name, args.preset)
+            todo = parse_cells(args.cells) if args.cells else [("full", 0)] + cells(ipcs, args.methods.split(","))
             for seed in seeds:
-                for method, ipc in [("full", 0)] + cells(ipcs, args.methods.split(",")):
-                    run_cell(data, method, ipc, seed, table, preset=args.preset,
-                             archs=archs_for(method, ipc), runs=args.runs)
+                for method, ipc in todo:
+                    archs = ["convnet"] if args.no_cross_arch else archs_for(method, ipc)
+                    run_cell(data, method, ipc, seed, table, preset=args.preset, archs=archs, runs=args.runs,
+                             elsewhere=elsewhere)
             render(args.preset, datasets)
     print(render(args.preset, DATASETS))
 

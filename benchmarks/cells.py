@@ -46,18 +46,24 @@ def has_row(table: pd.DataFrame, method: str, ipc: int | None, seed: int, arch: 
 
 
 def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, *, preset: str = "cpu",
-             archs: list[str] | None = None, runs: Path = RUNS, progress: bool = True) -> pd.DataFrame:
-    """Distill and evaluate one cell (skipping what is done) and append its rows to ``table_path``."""
-    table = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(
-        columns=["method", "ipc", "seed", "metric", "arch"])
+             archs: list[str] | None = None, runs: Path = RUNS, progress: bool = True,
+             elsewhere: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Distill and evaluate one cell (skipping what is done) and append its rows to ``table_path``.
+
+    ``elsewhere``: rows another suite already holds for the same dataset and preset; what was
+    measured there (an architecture's accuracy, the distillation time) is not measured again.
+    """
+    own = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(
+        columns=["method", "ipc", "seed", "metric", "arch", "protocol"])
+    table = own if elsewhere is None or elsewhere.empty else pd.concat([own, elsewhere], ignore_index=True)
     if method == "full":
         if has_row(table, "full", None, seed):  # its IPC is the class size, not the cell's 0
-            return table
+            return own
         rows = full_data_run(data, Path(runs) / data.name / "full", seeds=[seed], progress=progress)
         return append_results(rows.assign(preset=preset, device=data.device.type), table_path)
     archs = archs or ["convnet"]
     if all(has_row(table, method, ipc, seed, a) for a in archs):
-        return table
+        return own
     out = Path(runs) / data.name / preset / f"{method}-ipc{ipc}-seed{seed}"
     distill_run(data, method, ipc, out, preset=preset, seed=seed, progress=progress)
     evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=archs, progress=progress)

@@ -16,18 +16,25 @@ def _markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->\n", f"\n<!-- {name}:end -->"
 
 
+def _split(name: str, readme: Path) -> tuple[str, str, str]:
+    """``readme``'s text before block ``name`` (through its start marker), the block, and the rest
+    (from its end marker); an empty block may be written as the two markers on adjacent lines."""
+    start, end = _markers(name)
+    before, found, rest = readme.read_text().partition(start)
+    if rest.startswith(end.lstrip("\n")):
+        rest = "\n" + rest
+    body, found_end, after = rest.partition(end)
+    if not found or not found_end:
+        raise KeyError(f"{readme} has no block {name!r} (markers {start.strip()} ... {end.strip()}).")
+    return before + start, body, end + after
+
+
 def read_block(name: str, readme: Path = README) -> str:
     """The current text of block ``name``."""
-    start, end = _markers(name)
-    text = readme.read_text()
-    if start not in text or end not in text:
-        raise KeyError(f"{readme} has no block {name!r} (markers {start.strip()} ... {end.strip()}).")
-    return text.split(start, 1)[1].split(end, 1)[0]
+    return _split(name, readme)[1]
 
 
 def write_block(name: str, body: str, readme: Path = README) -> None:
     """Replace block ``name`` with ``body``."""
-    read_block(name, readme)   # says which markers are missing
-    start, end = _markers(name)
-    before, rest = readme.read_text().split(start, 1)
-    readme.write_text(before + start + body + end + rest.split(end, 1)[1])
+    before, _, after = _split(name, readme)
+    readme.write_text(before + body + after)

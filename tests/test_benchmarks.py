@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -97,10 +98,35 @@ def test_committed_gain_figure_table_matches_the_committed_csvs():
     assert distill.suite_tables("no-such-dataset").empty   # nothing run yet: no table, no error
 
 
-def test_readme_digits_accuracy_block_matches_the_committed_csv():
-    root = Path(__file__).resolve().parents[1]
-    results = pd.read_csv(root / "benchmarks" / "results" / "accuracy_digits_cpu.csv")
-    assert readme.read_block("accuracy-digits") == accuracy.dataset_section(results, "cpu", "digits")
+@pytest.mark.parametrize("dataset", accuracy.DATASETS)
+def test_readme_accuracy_blocks_match_the_committed_csvs(dataset):
+    results = accuracy.results_for(dataset, "cpu")
+    assert not results.empty
+    assert readme.read_block(f"accuracy-{dataset}") == accuracy.dataset_section(results, "cpu", dataset)
+
+
+def test_accuracy_tables_take_cells_from_the_distillation_suites_without_doubling_them(tmp_path, monkeypatch):
+    ran = []
+
+    def distill_run(data, method, ipc, out, **kwargs):
+        ran.append((method, ipc, kwargs["seed"]))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cells, "distill_run", distill_run)
+    data = SimpleNamespace(name="digits")
+    elsewhere = pd.DataFrame(_rows("idc", 10, [80.0]))
+    table = tmp_path / "accuracy.csv"
+    # a cell another suite measured is not run again; another seed of it is
+    assert cells.run_cell(data, "idc", 10, 0, table, elsewhere=elsewhere, runs=tmp_path).empty
+    assert ran == [] and not table.exists()
+    with pytest.raises(RuntimeError, match="stop here"):
+        cells.run_cell(data, "idc", 10, 1, table, elsewhere=elsewhere, runs=tmp_path)
+    assert ran == [("idc", 10, 1)]
+    # the rendered table counts a cell held by both suites once, this suite's row first
+    fmnist = accuracy.results_for("fashion-mnist", "cpu")
+    assert not fmnist.duplicated(["method", "ipc", "seed", "arch", "metric"]).any()
+    idc10 = fmnist[(fmnist.method == "idc") & (fmnist.ipc == 10) & (fmnist.metric == "test_acc")]
+    assert sorted(idc10.seed) == [0, 1, 2]
 
 
 def test_readme_blocks_are_rewritten_in_place_and_missing_ones_say_so(tmp_path):
@@ -111,6 +137,14 @@ def test_readme_blocks_are_rewritten_in_place_and_missing_ones_say_so(tmp_path):
     assert readme.read_block("t", doc) == "new\nrows"
     with pytest.raises(KeyError, match="no block 'other'"):
         readme.write_block("other", "x", doc)
+    # a new, empty block can be two markers on adjacent lines
+    doc.write_text("a\n<!-- e:start -->\n<!-- e:end -->\nb\n")
+    assert readme.read_block("e", doc) == ""
+    readme.write_block("e", "rows", doc)
+    assert doc.read_text() == "a\n<!-- e:start -->\nrows\n<!-- e:end -->\nb\n"
+    doc.write_text("a\n<!-- e:start -->\nno end\n")
+    with pytest.raises(KeyError, match="no block 'e'"):
+        readme.read_block("e", doc)
 
 
 def test_tune_parses_variants_and_chooses_on_validation_not_test():
