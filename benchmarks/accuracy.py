@@ -127,10 +127,7 @@ def dataset_section(results: pd.DataFrame, preset: str, dataset: str) -> str:
 def results_for(dataset: str, preset: str) -> pd.DataFrame:
     """This suite's rows for ``dataset`` and ``preset``, then the distillation suites' rows for cells
     (and architectures) it does not hold itself."""
-    path = ROOT / "results" / f"accuracy_{dataset}_{preset}.csv"
-    own = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    table = pd.concat([own, suite_tables(dataset, preset)], ignore_index=True)
-    return table.drop_duplicates(["method", "ipc", "seed", "arch", "metric"], keep="first", ignore_index=True)
+    return suite_tables(dataset, preset, first=ROOT / "results" / f"accuracy_{dataset}_{preset}.csv")
 
 
 def render(preset: str, datasets: list[str]) -> str:

@@ -44,13 +44,14 @@ SUITES = {
 ORDER = ["random", "herding", "kcenter", "dc", "dsa", "dm", "idc", "dasm", "dasm-nodifficulty", "static-prune"]
 
 
-def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu") -> pd.DataFrame:
+def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu", first: Path | None = None) -> pd.DataFrame:
     """Every suite's committed result rows for ``dataset`` and ``preset``, as one table.
 
     A cell that two suites share (IDC at IPC 10) counts once per seed: the first suite's row.
+    ``first``: another result file (the accuracy suite's) whose rows go before all of these.
     """
-    files = [ROOT / "results" / f"{suite}_{dataset}_{preset}.csv" for suite in SUITES]
-    tables = [pd.read_csv(f) for f in files if f.exists()]
+    files = [first] + [ROOT / "results" / f"{suite}_{dataset}_{preset}.csv" for suite in SUITES]
+    tables = [pd.read_csv(f) for f in files if f is not None and f.exists()]
     if not tables:
         return pd.DataFrame(columns=["dataset", "method", "ipc", "seed", "arch", "metric", "value"])
     table = pd.concat(tables, ignore_index=True)
