@@ -30,7 +30,7 @@ from cells import ROOT, RUNS, parse_cells, run_cell
 from distill import suite_tables
 from readme import write_block
 
-from dasm.config import preset_config, preset_protocol
+from dasm.config import preset_config, preset_protocol, reference_size
 from dasm.data import load_dataset
 from dasm.device import resolve_device
 
@@ -101,6 +101,7 @@ def protocol_notes(preset: str, dataset: str) -> str:
     """How this table's protocol differs from the published one, stated from the preset itself."""
     proto = preset_protocol(preset, dataset, "idc")
     idc = {ipc: preset_config(preset, dataset, "idc", ipc) for ipc in IPCS}
+    ref = reference_size(preset, dataset)
 
     def per_ipc(field: str) -> str:
         values = [getattr(c, field) for c in idc.values()]
@@ -110,9 +111,11 @@ def protocol_notes(preset: str, dataset: str) -> str:
 
     return (f"Protocol ({preset} preset): evaluation `{proto.id}` for IDC and DASM, DC's lr schedule for the "
             "others (published: 1000 epochs); full data: the dataset's reference recipe. IDC matches "
-            f"with a width-{per_ipc('width')} ConvNet for {per_ipc('iterations')} x {per_ipc('match_steps')} steps, "
-            f"factor {per_ipc('factor')} (published: width 128, 2000 x 100, factor 2). Each cell distills and "
-            "evaluates with the same seed; mean ± std over seeds (count in brackets).")
+            f"with a width-{per_ipc('width')} ConvNet, {per_ipc('match_steps')} steps an iteration; iterations "
+            f"{per_ipc('iterations')}; factor {per_ipc('factor')} (published: width 128, 2000 iterations of 100 "
+            f"steps, factor 2). Herding selects in the embedding of a width-{ref['width']} ConvNet trained for "
+            f"{ref['epochs']} epochs on all the data. Each cell distills and evaluates with the same seed; "
+            "mean ± std over seeds (count in brackets).")
 
 
 def dataset_section(results: pd.DataFrame, preset: str, dataset: str) -> str:

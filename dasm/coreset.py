@@ -9,15 +9,17 @@ the reference DC code; any (N, D) tensor with one row per training sample works.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from .data import Dataset
-from .device import seed_everything
-from .nets import get_network
-from .train import Recipe, train_model
+from .difficulty import reference_network
+from .files import save_atomic
+from .train import Recipe
 
 CORESET_METHODS = ("random", "herding", "kcenter")
 SCORE_KEEPS = ("hardest", "easiest", "middle")
@@ -69,13 +71,31 @@ def feature_network(data: Dataset, arch: str = "convnet", epochs: int = 10, seed
     """A fresh ``arch`` (seeded) trained for ``epochs`` on all real training data with the evaluation recipe.
 
     No augmentation; returned in eval mode on ``data.device``. Its embedding is where herding and
-    k-center select (``net_kwargs`` go to :func:`dasm.nets.get_network`, e.g. ``width=16``).
+    k-center select (``net_kwargs`` go to :func:`dasm.nets.get_network`, e.g. ``width=16``). It is
+    :func:`dasm.difficulty.reference_network` without augmentation.
     """
-    g = seed_everything(seed)
-    net = get_network(arch, data.channels, data.num_classes, data.im_size, **net_kwargs).to(data.device)
-    train_model(net, data.x_train, data.y_train, Recipe(epochs=epochs, augment="none"),
-                normalize=data.normalize, generator=g, progress=progress, desc=f"features ({arch})")
-    return net.eval()
+    return reference_network(data, arch, seed=seed, progress=progress,
+                             recipe=Recipe(epochs=epochs, augment="none"), **net_kwargs)
+
+
+def cached_features(data: Dataset, folder: str | os.PathLike, *, arch: str = "convnet", epochs: int = 10,
+                    width: int = 128, seed: int = 0, progress: bool = False) -> Tensor:
+    """The embedding of ``data.x_train`` under :func:`feature_network`, kept in ``folder``.
+
+    One file per dataset, split, network, seed and device, so every IPC and both selectors of a
+    seed train the network once (on Fashion-MNIST with the ``cpu`` preset's width 32 and 5
+    epochs that is about 3 minutes on 2 cores).
+    """
+    split = "" if data.val_split is None else f"-val{data.val_split[0]:g}s{data.val_split[1]}"
+    path = Path(folder) / f"{data.name}{split}-{arch}-w{width}-ep{epochs}-seed{seed}-{data.device.type}.pt"
+    if path.exists():
+        features = torch.load(path, map_location=data.device)
+        if features.shape[0] == len(data.x_train):
+            return features
+    net = feature_network(data, arch, epochs=epochs, seed=seed, progress=progress, width=width)
+    features = embed_dataset(net, data.x_train, data.normalize)
+    save_atomic(features.cpu(), path)
+    return features
 
 
 # ---------------------------------------------------------------------------------------

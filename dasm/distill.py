@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from .augment import DSA
 from .data import Dataset
+from .files import save_atomic
 from .matching import DEFAULT_PATHS, GRAD_PATHS, METRICS, distribution_match_loss, gradient_match_backward
 from .nets import get_network
 from .synthetic import SyntheticSet, decode, new_synthetic_set
@@ -208,11 +209,8 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
     def save_checkpoint(iteration: int) -> None:
         if ckpt is None:
             return
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"z": z.detach().cpu(), "opt": opt.state_dict(), "generator": g.get_state(),
-                    "iteration": iteration, "history": history, "config": asdict(cfg), "segment": k_seg}, tmp)
-        os.replace(tmp, ckpt)
+        save_atomic({"z": z.detach().cpu(), "opt": opt.state_dict(), "generator": g.get_state(),
+                     "iteration": iteration, "history": history, "config": asdict(cfg), "segment": k_seg}, ckpt)
 
     bar = tqdm(total=cfg.iterations, initial=start, desc=desc or f"{cfg.method} ipc{cfg.ipc}",
                disable=not progress, leave=False, unit="it")

@@ -2,8 +2,9 @@
 
 A run folder holds ``synthetic.pt`` (+ ``synthetic.png``), ``config.json``, ``history.csv``
 (the matching loss per iteration), ``checkpoint.pt`` while a distillation is under way, and
-``results.csv``: the tidy table every evaluation appends to. The CLI, the notebooks and the
-widgets all go through these functions.
+``results.csv``: the tidy table every evaluation appends to. Herding and k-center keep the
+embedding they select in under ``features/`` next to the run folder (one file per dataset,
+network and seed). The CLI, the notebooks and the widgets all go through these functions.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Callable
 
 import pandas as pd
 
-from .config import dasm_preset_config, preset_config, preset_protocol
-from .coreset import CORESET_METHODS, select_coreset
+from .config import dasm_preset_config, preset_config, preset_protocol, reference_size
+from .coreset import CORESET_METHODS, cached_features, select_coreset
 from .data import Dataset
 from .distill import METHODS, DistillConfig, distill
 from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set
@@ -48,7 +49,12 @@ def run_config(dataset: str, method: str, ipc: int, *, preset: str = "cpu", seed
     drop = 0.3 if drop is None else float(drop)
     base_method = str(overrides.pop("base", None) or "idc")
     if method in CORESET_METHODS:
-        return None, {"method": method, "ipc": ipc, "seed": seed}
+        features = {}
+        if method != "random":   # the embedding herding and k-center select in (see dasm.coreset.cached_features)
+            ref = reference_size(preset, dataset)
+            features = {"feature_width": int(overrides.pop("feature_width", None) or ref["width"]),
+                        "feature_epochs": int(overrides.pop("feature_epochs", None) or ref["epochs"])}
+        return None, {"method": method, "ipc": ipc, "seed": seed, **features}
     if method in ("dasm", "dasm-nodifficulty"):
         if method == "dasm-nodifficulty":
             overrides["policy"] = "none"
@@ -56,9 +62,9 @@ def run_config(dataset: str, method: str, ipc: int, *, preset: str = "cpu", seed
         return cfg, config_dict(cfg)
     prune = {}
     if method == "static-prune":   # its full-data reference network is sized like DASM's in the same preset
-        ref = dasm_preset_config(preset, dataset, ipc, base_method, segments=1)  # any IPC, even 1
-        prune = {"drop": drop, "reference_epochs": int(overrides.pop("reference_epochs", None) or ref.reference_epochs),
-                 "reference_width": int(overrides.pop("probe_width", None) or ref.probe_width)}
+        ref = reference_size(preset, dataset)
+        prune = {"drop": drop, "reference_epochs": int(overrides.pop("reference_epochs", None) or ref["epochs"]),
+                 "reference_width": int(overrides.pop("probe_width", None) or ref["width"])}
     cfg = preset_config(preset, dataset, base_method if method == "static-prune" else method, ipc,
                         seed=seed, **overrides)
     settings = json.loads(json.dumps(cfg.__dict__))
@@ -95,7 +101,10 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         raise ValueError(f"{out} already holds a different run; choose another --out or delete it.")
     t0 = time.perf_counter()
     if method in CORESET_METHODS:
-        idx = select_coreset(data, method, ipc, seed=seed)
+        features = None if method == "random" else cached_features(
+            data, out.parent / "features", width=settings["feature_width"], epochs=settings["feature_epochs"],
+            seed=seed, progress=progress)
+        idx = select_coreset(data, method, ipc, seed=seed, features=features)
         syn = SyntheticSet(data.x_train[idx].clone(), data.y_train[idx].clone(), data.num_classes,
                            meta={"dataset": data.name, "method": method, "ipc": ipc, "seed": seed,
                                  "mean": data.mean, "std": data.std, "indices": idx.cpu()})

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import __version__
+from .files import save_atomic
 
 FORMAT = "dasm.synthetic/1"
 INITS = ("noise", "real", "mix", "modes")
@@ -161,9 +162,7 @@ class SyntheticSet:
         state = {"format": FORMAT, "images": self.images.detach().cpu(), "labels": self.labels.cpu(),
                  "num_classes": self.num_classes, "factor": self.factor, "segments": self.segments,
                  "meta": {"dasm_version": __version__, "torch_version": torch.__version__, **self.meta}}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        save_atomic(state, path)
         if png:
             save_grid(self, path.with_suffix(".png"))
         return path

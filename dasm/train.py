@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .files import save_atomic
+
 SCHEDULES = ("dc", "idc", "constant", "cosine")
 
 
@@ -101,12 +103,6 @@ def accuracy(net: nn.Module, x: Tensor, y: Tensor, normalize: Callable[[Tensor],
     return 100.0 * (pred == target).float().mean().item()
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
-
-
 def train_model(net: nn.Module, x: Tensor, y: Tensor, recipe: Recipe, *,
                 normalize: Callable[[Tensor], Tensor] | None = None,
                 augment: Callable[..., Tensor] | None = None,
@@ -178,8 +174,7 @@ def train_model(net: nn.Module, x: Tensor, y: Tensor, recipe: Recipe, *,
         if callback is not None:
             callback(log)
         if ckpt is not None:
-            _save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(),
-                                    "generator": g.get_state(), "epoch": epoch + 1, "logs": logs,
-                                    "recipe": asdict(recipe)})
+            save_atomic({"net": net.state_dict(), "opt": opt.state_dict(), "generator": g.get_state(),
+                         "epoch": epoch + 1, "logs": logs, "recipe": asdict(recipe)}, ckpt)
     bar.close()
     return logs

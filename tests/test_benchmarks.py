@@ -51,6 +51,13 @@ def test_markdown_table_shows_mean_std_count_and_published():
     assert "50.0 ± 0.0 (1)" in accuracy.cross_arch_table(table, "fashion-mnist")
 
 
+def test_protocol_notes_state_the_presets_values_per_ipc():
+    notes = accuracy.protocol_notes("cpu", "fashion-mnist")
+    assert "iterations 100/200/100 at IPC 1/10/50" in notes and "factor 2/2/1 at IPC 1/10/50" in notes
+    assert "width-32 ConvNet trained for 5 epochs" in notes   # herding's feature network (config.reference_size)
+    assert "iterations 60;" in accuracy.protocol_notes("cpu", "digits")   # one value when every IPC agrees
+
+
 def test_readme_speed_table_matches_the_committed_csv():
     import speed  # noqa: E402
 

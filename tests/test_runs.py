@@ -1,6 +1,7 @@
 """Run folders: presets taking None as "the preset's value", re-evaluation returning old rows, full-data runs."""
 
 import pandas as pd
+import torch
 
 from dasm.analysis.saturation import sweep
 from dasm.config import dasm_preset_config, preset_config
@@ -24,6 +25,38 @@ def test_static_prune_reference_is_sized_like_dasms():
     assert settings["reference_epochs"] == 2
     _, settings = run_config("fashion-mnist", "static-prune", 1, preset="cpu")   # fewer images than segments
     assert (settings["ipc"], settings["reference_width"]) == (1, dasm_cfg.probe_width)
+
+
+def test_coreset_feature_network_is_sized_by_the_preset():
+    _, prune = run_config("fashion-mnist", "static-prune", 10, preset="cpu")
+    for method in ("herding", "kcenter"):
+        _, cpu = run_config("fashion-mnist", method, 10, preset="cpu")
+        assert (cpu["feature_width"], cpu["feature_epochs"]) == (prune["reference_width"], prune["reference_epochs"]) == (32, 5)
+        _, paper = run_config("fashion-mnist", method, 10, preset="paper")
+        assert (paper["feature_width"], paper["feature_epochs"]) == (128, 20)
+    _, settings = run_config("digits", "herding", 10, feature_epochs=2)
+    assert settings["feature_epochs"] == 2
+    assert "feature_width" not in run_config("digits", "random", 10)[1]
+
+
+def test_herding_and_kcenter_train_their_feature_network_once(digits, tmp_path, monkeypatch):
+    import dasm.coreset as coreset
+
+    calls = []
+    train = coreset.feature_network
+    monkeypatch.setattr(coreset, "feature_network", lambda *a, **k: calls.append(k) or train(*a, **k))
+    small = {"feature_width": 8, "feature_epochs": 1, "progress": False}
+    herd = distill_run(digits, "herding", 2, tmp_path / "herding-ipc2", **small)
+    distill_run(digits, "herding", 5, tmp_path / "herding-ipc5", **small)
+    distill_run(digits, "kcenter", 2, tmp_path / "kcenter-ipc2", **small)
+    assert len(calls) == 1 and calls[0]["width"] == 8 and calls[0]["epochs"] == 1
+    cached = list((tmp_path / "features").glob("digits-convnet-w8-ep1-seed0-cpu.pt"))
+    assert len(cached) == 1
+    # the same set as selecting in a freshly trained network's embedding
+    fresh = coreset.embed_dataset(train(digits, epochs=1, seed=0, width=8), digits.x_train, digits.normalize)
+    assert torch.equal(herd.meta["indices"], coreset.herding_indices(digits, 2, fresh).cpu())
+    distill_run(digits, "herding", 2, tmp_path / "other-seed", seed=1, **small)
+    assert len(calls) == 2
 
 
 def test_evaluate_run_returns_rows_trained_earlier(digits, tmp_path):
