@@ -83,8 +83,7 @@ def cached_features(data: Dataset, folder: str | os.PathLike, *, arch: str = "co
     """The embedding of ``data.x_train`` under :func:`feature_network`, kept in ``folder``.
 
     One file per dataset, split, network, seed and device, so every IPC and both selectors of a
-    seed train the network once (on Fashion-MNIST with the ``cpu`` preset's width 32 and 5
-    epochs that is about 3 minutes on 2 cores).
+    seed train the network once; a file whose rows do not match the data is recomputed.
     """
     split = "" if data.val_split is None else f"-val{data.val_split[0]:g}s{data.val_split[1]}"
     path = Path(folder) / f"{data.name}{split}-{arch}-w{width}-ep{epochs}-seed{seed}-{data.device.type}.pt"
