@@ -75,7 +75,7 @@ def feature_network(data: Dataset, arch: str = "convnet", epochs: int = 10, seed
     :func:`dasm.difficulty.reference_network` without augmentation.
     """
     return reference_network(data, arch, seed=seed, progress=progress,
-                             recipe=Recipe(epochs=epochs, augment="none"), **net_kwargs)
+                             recipe=Recipe(epochs=epochs, augment="none"), desc="features", **net_kwargs)
 
 
 def cached_features(data: Dataset, folder: str | os.PathLike, *, arch: str = "convnet", epochs: int = 10,

@@ -329,15 +329,17 @@ def forgetting_scores(data_or_x: Dataset | Tensor, y: Tensor | None = None, arch
 # ---------------------------------------------------------------------------------------
 
 def reference_network(data: Dataset, arch: str = "convnet", epochs: int = 20, seed: int = 0,
-                      progress: bool = False, *, recipe: Recipe | None = None, **net_kwargs) -> nn.Module:
+                      progress: bool = False, *, recipe: Recipe | None = None, desc: str = "reference",
+                      **net_kwargs) -> nn.Module:
     """A fresh seeded ``arch`` trained on all real training data with the evaluation recipe
-    (``Recipe(epochs=epochs)`` unless ``recipe`` is given, DSA augmentation), returned in eval mode."""
+    (``Recipe(epochs=epochs)`` unless ``recipe`` is given, DSA augmentation), returned in eval mode.
+    ``desc`` labels its progress bar."""
     recipe = Recipe(epochs=epochs) if recipe is None else recipe
     g = seed_everything(seed)
     net = get_network(arch, data.channels, data.num_classes, data.im_size, **net_kwargs).to(data.device)
     train_model(net, data.x_train, data.y_train, recipe, normalize=data.normalize,
                 augment=make_augment(data, recipe), generator=g, progress=progress,
-                desc=f"reference {arch}")
+                desc=f"{desc} {arch}")
     return net.eval()
 
 
