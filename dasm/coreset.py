@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .data import Dataset
 from .difficulty import reference_network
-from .files import save_atomic
+from .files import load_or_compute
 from .train import Recipe
 
 CORESET_METHODS = ("random", "herding", "kcenter")
@@ -87,14 +87,12 @@ def cached_features(data: Dataset, folder: str | os.PathLike, *, arch: str = "co
     """
     split = "" if data.val_split is None else f"-val{data.val_split[0]:g}s{data.val_split[1]}"
     path = Path(folder) / f"{data.name}{split}-{arch}-w{width}-ep{epochs}-seed{seed}-{data.device.type}.pt"
-    if path.exists():
-        features = torch.load(path, map_location=data.device)
-        if features.shape[0] == len(data.x_train):
-            return features
-    net = feature_network(data, arch, epochs=epochs, seed=seed, progress=progress, width=width)
-    features = embed_dataset(net, data.x_train, data.normalize)
-    save_atomic(features.cpu(), path)
-    return features
+
+    def compute() -> Tensor:
+        net = feature_network(data, arch, epochs=epochs, seed=seed, progress=progress, width=width)
+        return embed_dataset(net, data.x_train, data.normalize)
+
+    return load_or_compute(path, compute, data.device, valid=lambda f: f.shape[0] == len(data.x_train))
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def save_atomic(obj: object, path: str | os.PathLike) -> Path:
@@ -16,3 +19,17 @@ def save_atomic(obj: object, path: str | os.PathLike) -> Path:
     torch.save(obj, tmp)
     os.replace(tmp, path)
     return path
+
+
+def load_or_compute(path: str | os.PathLike | None, compute: Callable[[], T], device: torch.device | str = "cpu",
+                    valid: Callable[[T], bool] = lambda _: True) -> T:
+    """What ``path`` holds (tensors on ``device``) if it exists and is ``valid``; else ``compute()``, saved
+    there with :func:`save_atomic`. ``path=None`` only computes."""
+    if path is not None and Path(path).exists():
+        obj = torch.load(path, map_location=device, weights_only=True)
+        if valid(obj):
+            return obj
+    obj = compute()
+    if path is not None:
+        save_atomic(obj, path)
+    return obj

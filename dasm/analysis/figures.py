@@ -33,6 +33,7 @@ from torch import Tensor
 
 from ..data import Dataset
 from ..difficulty import forgetting_scores, loss_scores, reference_network
+from ..files import load_or_compute
 from ..nets import get_network
 from ..runs import distill_run, evaluate_run, read_results
 from ..synthetic import SyntheticSet
@@ -108,18 +109,17 @@ def difficulty_reference(data: Dataset, epochs: int, width: int, seed: int = 0, 
     """A full-data ConvNet and the difficulty of every real training sample: ``(net, loss, forgetting,
     never_learned)``. Cached in ``cache_dir`` (keyed by dataset, width, epochs, seed) when given."""
     file = None if cache_dir is None else Path(cache_dir) / f"difficulty-{data.name}-w{width}-e{epochs}-s{seed}.pt"
+
+    def compute() -> dict:
+        net = reference_network(data, epochs=epochs, seed=seed, progress=progress, width=width)
+        forget, never = forgetting_scores(data, epochs=epochs, seed=seed, progress=progress, width=width)
+        return {"net": net.state_dict(), "loss": loss_scores(net, data.x_train, data.y_train, data.normalize),
+                "forgetting": forget, "never": never}
+
+    state = load_or_compute(file, compute, data.device)
     net = get_network("convnet", data.channels, data.num_classes, data.im_size, width=width).to(data.device)
-    if file is not None and file.exists():
-        state = torch.load(file, map_location=data.device, weights_only=True)
-        net.load_state_dict(state["net"])
-        return net.eval(), state["loss"], state["forgetting"], state["never"]
-    net = reference_network(data, epochs=epochs, seed=seed, progress=progress, width=width)
-    loss = loss_scores(net, data.x_train, data.y_train, data.normalize)
-    forget, never = forgetting_scores(data, epochs=epochs, seed=seed, progress=progress, width=width)
-    if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"net": net.state_dict(), "loss": loss, "forgetting": forget, "never": never}, file)
-    return net, loss, forget, never
+    net.load_state_dict(state["net"])
+    return net.eval(), state["loss"], state["forgetting"], state["never"]
 
 
 def make_figures(data: Dataset, runs: dict[str, Path], out: str | os.PathLike, *, fast: bool = False,
