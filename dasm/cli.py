@@ -23,7 +23,7 @@ from .distill import METHODS, DistillationDivergedError
 from .evaluate import REAL_RECIPES, summarize
 from .nets import list_networks
 from .runs import DASM_METHODS, distill_run, evaluate_run, full_data_run, load_run_set
-from .sequential import INIT_FROM, POLICIES
+from .sequential import INIT_FROM, MATCH_NETS, POLICIES
 from .synthetic import SyntheticSetError
 from .train import SCHEDULES, Recipe, TrainingDivergedError
 
@@ -110,7 +110,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
                                    ("window", args.window), ("probe_epochs", args.probe_epochs),
                                    ("base", args.base), ("drop", args.drop),
                                    ("scale_lr", args.scale_lr), ("init_from", args.init_from),
-                                   ("joint", args.joint))
+                                   ("joint", args.joint), ("match_net", args.match_net))
                  if v is not None}
     out = Path(args.out)
     syn = distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=args.seed,
@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "that many images gets (default: on for an IDC base)")
     g.add_argument("--joint", type=float, help="fraction of the iterations kept for a last pass over all segments "
                    "together, against all real data (default: 0.4; 0 leaves it out)")
+    g.add_argument("--match-net", choices=MATCH_NETS,
+                   help="what segment k's matching networks start from: fresh random networks as in the base "
+                        "distiller (default) or the probe trained on the earlier segments")
     g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="hold out this fraction of each class as a validation split: the distiller never sees "

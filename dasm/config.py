@@ -147,7 +147,8 @@ def dasm_preset_config(preset: str, dataset: str, ipc: int, base: str = "idc", *
 
     ``overrides`` may name fields of either (``segments=5``, ``iterations=200``); the base's
     iteration budget is split over the segments and the joint pass, so DASM does as many
-    matching steps as the plain base distiller. The cpu preset trains smaller probes (width 32, 100 epochs).
+    matching steps as the plain base distiller. The cpu preset trains smaller probes (width 32, 100 epochs);
+    with ``match_net="probe"`` the probes take the matching network's width unless ``probe_width`` is given.
     """
     from dataclasses import fields
 
@@ -159,7 +160,10 @@ def dasm_preset_config(preset: str, dataset: str, ipc: int, base: str = "idc", *
     base_over = {k: v for k, v in overrides.items() if k not in dasm_fields}
     if preset == "cpu":
         dasm_over = {"probe_epochs": 100, "probe_width": 32, "reference_epochs": 5, **dasm_over}
-    return DasmConfig(preset_config(preset, dataset, base, ipc, **base_over), **dasm_over)
+    base_cfg = preset_config(preset, dataset, base, ipc, **base_over)
+    if dasm_over.get("match_net") == "probe" and "probe_width" not in overrides:
+        dasm_over["probe_width"] = base_cfg.width   # the probes ARE the matching networks' starts
+    return DasmConfig(base_cfg, **dasm_over)
 
 
 def reference_size(preset: str, dataset: str) -> dict[str, int]:

@@ -157,7 +157,8 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
                     pools: list[Tensor] | None = None, out: str | os.PathLike | None = None,
                     progress: bool = True, desc: str | None = None,
                     callback: Callable[[dict], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> tuple[SyntheticSet, pd.DataFrame]:
+                    should_stop: Callable[[], bool] | None = None,
+                    net_starts: list[dict[str, Tensor]] | None = None) -> tuple[SyntheticSet, pd.DataFrame]:
     """Learn segment ``train_segment`` of ``syn`` (the others stay frozen); return the new set and its history.
 
     ``pools``: per-class indices of the real training images this segment may use (default:
@@ -165,7 +166,10 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
     set, a checkpoint is written every ``cfg.checkpoint_every`` iterations and a rerun resumes.
     ``callback(log)`` runs after every iteration (``log["snapshot"]()`` returns the set as it
     stands, for live views); ``should_stop()`` returning True ends the
-    run cleanly after the current iteration, keeping what was learned.
+    run cleanly after the current iteration, keeping what was learned. ``net_starts``: state dicts
+    of the matching network (``cfg``'s architecture) that outer iteration ``it`` starts from,
+    ``net_starts[it % len(net_starts)]``, instead of a fresh random network (DASM's probe-started
+    matching, :class:`~dasm.sequential.DasmConfig`'s ``match_net``).
     """
     device = data.device
     k_seg = train_segment % len(syn.segments)
@@ -219,6 +223,8 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed * 1_000_003 + k_seg * 10_007 + it)  # the fresh network of this iteration
         net = get_network(cfg.arch, data.channels, data.num_classes, data.im_size, **cfg.net_kwargs()).to(device)
+        if net_starts:
+            net.load_state_dict(net_starts[it % len(net_starts)])
         net.train()
         for p in net.parameters():
             p.requires_grad_(cfg.method != "dm")

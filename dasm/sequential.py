@@ -51,6 +51,7 @@ from .train import Recipe, accuracy, predict, train_model
 POLICIES = ("window", "grow", "threshold", "weighted", "none")
 FIRST_PROBES = ("none", "real")
 INIT_FROM = ("pool", "all")
+MATCH_NETS = ("fresh", "probe")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ class DasmConfig:
     steers the matching only) or of its own pool (``"pool"``). ``scale_lr``: see :meth:`segment_lr`.
     ``joint``: the fraction of the iteration budget kept for a final pass over all segments
     together, against all real data, at the base ``lr_img`` (0: none; the segments share the rest).
+    ``match_net``: what each outer iteration's matching network starts from while segment k is
+    distilled: a fresh random network as in the base distiller (``"fresh"``), or the probe M_{k-1}
+    (``"probe"``; the first segment, with no probe, starts fresh). A network trained on S_1 .. S_{k-1}
+    gives those images almost no gradient, so its gradient on real data is that of the samples the
+    earlier segments do not yet teach, and S_k is matched to exactly that. It needs the probe to be
+    the matching network's architecture (``probe_width`` = the base's ``width``).
     """
 
     base: DistillConfig
@@ -87,6 +94,7 @@ class DasmConfig:
     scale_lr: bool | None = None
     init_from: str = "all"
     joint: float = 0.4
+    match_net: str = "fresh"
 
     def __post_init__(self) -> None:
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
@@ -99,6 +107,13 @@ class DasmConfig:
             raise ValueError(f"first_probe must be one of {', '.join(FIRST_PROBES)}, got {self.first_probe!r}.")
         if self.init_from not in INIT_FROM:
             raise ValueError(f"init_from must be one of {', '.join(INIT_FROM)}, got {self.init_from!r}.")
+        if self.match_net not in MATCH_NETS:
+            raise ValueError(f"match_net must be one of {', '.join(MATCH_NETS)}, got {self.match_net!r}.")
+        if self.match_net == "probe" and (self.base.arch != "convnet" or self.probe_width != self.base.width):
+            raise ValueError(f"match_net='probe' starts the matching networks from the probe, so the probe must be "
+                             f"the matching network: a ConvNet of width {self.base.width} (base arch "
+                             f"{self.base.arch!r}, probe_width {self.probe_width}); set probe_width={self.base.width} "
+                             "or match_net='fresh'.")
         if not 0.0 < self.window <= 1.0:
             raise ValueError(f"window must be a fraction in (0, 1], got {self.window!r}.")
         if not 0.0 <= self.joint < 1.0:
@@ -279,7 +294,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         log: dict = {"segment": k, "stage": "segment", "ipc": n_k}
         # 1-2. probe and scores
         scores = None
-        if (k == 0 and cfg.first_probe == "none") or cfg.policy == "none":
+        if (k == 0 and cfg.first_probe == "none") or (cfg.policy == "none" and cfg.match_net == "fresh"):
             probe = None
         elif k == 0:  # no synthetic data yet: a probe trained briefly on the real data
             torch.manual_seed(base.seed)
@@ -330,9 +345,11 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             x0, y0 = initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed)
             syn = syn.add_segment(x0, y0)
         t1 = time.perf_counter()
+        starts = [{n: v.detach().clone() for n, v in probe.state_dict().items()}] \
+            if cfg.match_net == "probe" and probe is not None else None
         syn, hist = distill_segment(data, syn, seg_cfg, train_segment=k, pools=pools, out=seg_dir,
                                     progress=progress, desc=f"dasm segment {k + 1}/{cfg.segments}",
-                                    callback=callback, should_stop=should_stop)
+                                    callback=callback, should_stop=should_stop, net_starts=starts)
         log.update(lr_img=seg_cfg.lr_img, distill_seconds=time.perf_counter() - t1,
                    final_loss=float(hist.loss.iloc[-1]), seconds=time.perf_counter() - t0)
         histories.append(hist)

@@ -10,6 +10,7 @@ from dasm.config import preset_config, preset_protocol
 from dasm.coreset import random_indices
 from dasm.distill import DistillationDivergedError, DistillConfig, config_for, distill, distill_segment
 from dasm.evaluate import Protocol, train_and_test
+from dasm.nets import get_network
 from dasm.runs import distill_run, evaluate_run
 from dasm.synthetic import new_synthetic_set
 from dasm.train import Recipe
@@ -82,6 +83,19 @@ def test_earlier_segments_stay_frozen(digits):
     out, _ = distill_segment(digits, syn, cfg, train_segment=1, progress=False)
     assert torch.equal(out.images[syn.segment(0)], before[syn.segment(0)])
     assert not torch.equal(out.images[syn.segment(1)], before[syn.segment(1)])
+
+
+def test_net_starts_replace_the_fresh_matching_network(digits):
+    cfg = config_for("idc", ipc=1, factor=1, init="real", **{**FAST, "iterations": 1})
+    syn = new_synthetic_set(digits, 1, seed=0)
+    plain, _ = distill_segment(digits, syn, cfg, progress=False)
+    torch.manual_seed(cfg.seed * 1_000_003)                  # the fresh network of iteration 0, segment 0
+    fresh = get_network(cfg.arch, digits.channels, digits.num_classes, digits.im_size, **cfg.net_kwargs())
+    same, _ = distill_segment(digits, syn, cfg, progress=False, net_starts=[fresh.state_dict()])
+    assert torch.equal(same.images, plain.images)             # starting from that very network changes nothing
+    trained = {k: v + 0.05 * torch.randn_like(v) for k, v in fresh.state_dict().items()}
+    other, _ = distill_segment(digits, syn, cfg, progress=False, net_starts=[trained])
+    assert not torch.equal(other.images, plain.images)        # the start is what the images are matched on
 
 
 def test_pools_restrict_the_real_data(digits):

@@ -15,6 +15,11 @@ def test_none_override_keeps_the_preset_value():
     assert dasm_preset_config("cpu", "digits", 10, segments=None, iterations=None).segments == 5
 
 
+def test_probe_started_matching_sizes_the_probes_like_the_matching_network():
+    cfg = dasm_preset_config("cpu", "digits", 10, match_net="probe")
+    assert cfg.probe_width == cfg.base.width == 64 and dasm_preset_config("cpu", "digits", 10).probe_width == 32
+
+
 def test_static_prune_reference_is_sized_like_dasms():
     dasm_cfg, _ = run_config("fashion-mnist", "dasm", 10, preset="cpu")
     _, settings = run_config("fashion-mnist", "static-prune", 10, preset="cpu", drop=0.2)

@@ -185,6 +185,35 @@ def test_joint_pass_shares_the_budget_and_moves_every_segment(digits, tmp_path):
         DasmConfig(base, joint=1.0)
 
 
+def test_probe_started_matching_networks(digits, monkeypatch):
+    import dasm.sequential as seq
+
+    starts = []
+    real_distill = seq.distill_segment
+
+    def spy(*args, **kwargs):
+        starts.append(kwargs.get("net_starts"))
+        return real_distill(*args, **kwargs)
+
+    monkeypatch.setattr(seq, "distill_segment", spy)
+    base = config_for("idc", ipc=2, factor=1, init="real", **FAST)
+    cfg = DasmConfig(base, segments=2, probe_epochs=3, probe_width=FAST["width"], iterations_per_segment=1,
+                     joint=0.0, match_net="probe")
+    syn, _, _ = dasm_distill(digits, cfg, progress=False)
+    assert starts[0] is None                                   # no probe before the first segment: fresh nets
+    first = SyntheticSet(syn.images[:10], syn.labels[:10], 10, 1, [(0, 10)])
+    probe = seq.train_probe(digits, first, seq.Recipe(epochs=3), seed=base.seed + 1, width=FAST["width"])
+    assert len(starts[1]) == 1 and all(torch.equal(v, probe.state_dict()[k]) for k, v in starts[1][0].items())
+    # the ablation without difficulty keeps fresh networks unless asked, so it still needs no probe
+    starts.clear()
+    dasm_distill(digits, replace(cfg, policy="none", match_net="fresh"), progress=False)
+    assert starts == [None, None]
+    with pytest.raises(ValueError, match="probe_width"):
+        DasmConfig(base, match_net="probe", probe_width=8)
+    with pytest.raises(ValueError, match="match_net"):
+        DasmConfig(base, match_net="trained")
+
+
 def test_nodifficulty_ablation_uses_all_data(digits):
     base = config_for("dsa", ipc=2, **FAST)
     syn, _, segs = dasm_distill(digits, DasmConfig(base, segments=2, policy="none", iterations_per_segment=1),
