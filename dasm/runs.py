@@ -112,15 +112,23 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         syn.save(done)
         (out / "config.json").write_text(json.dumps(settings, indent=2))
     else:
+        base = getattr(cfg, "base", cfg)
+        features = None
+        if base.init == "modes":   # k-means modes in the embedding of the preset's full-data network (cached)
+            size = ({"width": cfg.probe_width, "epochs": cfg.reference_epochs} if base is not cfg
+                    else reference_size(preset, data.name))
+            features = cached_features(data, out.parent / "features", width=size["width"], epochs=size["epochs"],
+                                       seed=seed, progress=progress)
         if method in ("dasm", "dasm-nodifficulty"):
             syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
-                                     should_stop=should_stop, on_segment=on_segment)
+                                     should_stop=should_stop, on_segment=on_segment, features=features)
         elif method == "static-prune":
             syn, _, _ = static_prune(data, cfg, drop=settings["drop"], reference_epochs=settings["reference_epochs"],
                                      reference_width=settings["reference_width"], out=out, progress=progress,
-                                     callback=callback, should_stop=should_stop)
+                                     callback=callback, should_stop=should_stop, features=features)
         else:
-            syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop)
+            syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop,
+                             features=features)
         if not done.exists():   # stopped early: partial.pt + checkpoints; the next call resumes
             return syn
         syn.meta["preset"] = preset

@@ -39,13 +39,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from .coreset import embed_dataset, feature_network
 from .data import Dataset
 from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, forgetting_scores, reference_network,
                          score_samples, scores_from_logits)
 from .distill import PARTIAL, DistillConfig, distill_segment, save_run
 from .evaluate import make_augment
 from .nets import get_network
-from .synthetic import SyntheticSet, initial_images, new_synthetic_set
+from .synthetic import SyntheticSet, initial_images, initial_indices, new_synthetic_set
 from .train import Recipe, accuracy, predict, train_model
 
 POLICIES = ("window", "grow", "threshold", "weighted", "none")
@@ -259,13 +260,17 @@ def _pool_dataset(data: Dataset, pools: list[Tensor]) -> Dataset:
 
 def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
                  callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                 on_segment: Callable[[dict, SyntheticSet], None] | None = None
-                 ) -> tuple[SyntheticSet, pd.DataFrame, pd.DataFrame]:
+                 on_segment: Callable[[dict, SyntheticSet], None] | None = None,
+                 features: Tensor | None = None) -> tuple[SyntheticSet, pd.DataFrame, pd.DataFrame]:
     """Distill ``cfg.base.ipc`` images per class in ``cfg.segments`` difficulty-aligned segments.
 
     Returns the set, the matching-loss history of all segments and the per-segment log. With
     ``out``, every finished segment is saved (``segment<k>/``) and a rerun resumes after the
     last one. ``on_segment(log, syn)`` runs when a segment finishes (widgets use it).
+    ``features``: an embedding of ``data.x_train`` for the base's ``init="modes"`` (default: that of
+    a reference network sized by ``probe_width`` and ``reference_epochs``); each segment then starts
+    from the k-means modes of its own starting pool, never from a real image an earlier segment
+    started from.
     """
     base = cfg.base
     out = Path(out) if out is not None else None
@@ -279,6 +284,11 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     sizes = cfg.segment_sizes()
     seg_cfg_iters = cfg.segment_iterations()
     reference = None
+    if base.init == "modes" and features is None:
+        features = embed_dataset(feature_network(data, epochs=cfg.reference_epochs, seed=base.seed,
+                                                 progress=progress, width=cfg.probe_width),
+                                 data.x_train, data.normalize)
+    used = torch.zeros(len(data.y_train), dtype=torch.bool, device=data.device)  # real images segments began as
     syn: SyntheticSet | None = None
     histories, logs = [], []
     stopped = False
@@ -289,6 +299,9 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             syn, hist, log = done
             histories.append(hist)
             logs.append(log)
+            begun = torch.load(seg_dir / "selection.pt", weights_only=False).get("starts")
+            if begun is not None:
+                used[begun.to(data.device)] = True
             continue
         t0 = time.perf_counter()
         log: dict = {"segment": k, "stage": "segment", "ipc": n_k}
@@ -337,19 +350,25 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         log["probe_seconds"] = time.perf_counter() - t0   # training the probe, scoring, selecting the pools
         # 4. distill S_k against R_k
         seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k, lr_img=cfg.segment_lr(k))
-        init_data = _pool_dataset(data, pools) if cfg.init_from == "pool" else data
+        init_data = _pool_dataset(data, pools if cfg.init_from == "pool" else data.class_index)
+        begun = None   # the real images this segment starts from, kept with the selection for init="modes"
+        if base.init == "modes":   # modes repeat from segment to segment: start each from unused images
+            need = n_k * base.factor ** 2
+            init_data = _pool_dataset(data, [ix[~used[ix]] if int((~used[ix]).sum()) >= need else ix
+                                             for ix in init_data.class_index])
+            begun = initial_indices(init_data, n_k, base.factor, base.init, seg_cfg.seed, features)
+            used[begun] = True
         if k == 0:
-            syn = new_synthetic_set(init_data, n_k, base.factor, base.init, seg_cfg.seed,
+            syn = new_synthetic_set(init_data, n_k, base.factor, base.init, seg_cfg.seed, features,
                                     method="dasm", config=asdict(base))
         else:
-            x0, y0 = initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed)
-            syn = syn.add_segment(x0, y0)
+            syn = syn.add_segment(*initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed, features))
         t1 = time.perf_counter()
-        starts = [{n: v.detach().clone() for n, v in probe.state_dict().items()}] \
+        net_starts = [{n: v.detach().clone() for n, v in probe.state_dict().items()}] \
             if cfg.match_net == "probe" and probe is not None else None
         syn, hist = distill_segment(data, syn, seg_cfg, train_segment=k, pools=pools, out=seg_dir,
                                     progress=progress, desc=f"dasm segment {k + 1}/{cfg.segments}",
-                                    callback=callback, should_stop=should_stop, net_starts=starts)
+                                    callback=callback, should_stop=should_stop, net_starts=net_starts)
         log.update(lr_img=seg_cfg.lr_img, distill_seconds=time.perf_counter() - t1,
                    final_loss=float(hist.loss.iloc[-1]), seconds=time.perf_counter() - t0)
         histories.append(hist)
@@ -359,7 +378,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         stopped = should_stop is not None and should_stop()
         if seg_dir is not None and not stopped:
             _save_stage(seg_dir, syn, hist, seg_cfg, log,
-                        selection={"pools": [p.cpu() for p in pools],
+                        selection={"pools": [p.cpu() for p in pools], "starts": None if begun is None else begun.cpu(),
                                    "scores": None if scores is None else scores.cpu()})
         if on_segment is not None:
             on_segment(log, syn)
@@ -477,12 +496,14 @@ def config_dict(cfg: DasmConfig) -> dict:
 def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score: str = "loss",
                  reference_epochs: int = 20, reference_width: int = 128, out: str | os.PathLike | None = None,
                  progress: bool = True, callback: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> tuple[SyntheticSet, pd.DataFrame, list[Tensor]]:
+                 should_stop: Callable[[], bool] | None = None,
+                 features: Tensor | None = None) -> tuple[SyntheticSet, pd.DataFrame, list[Tensor]]:
     """The static-pruning ablation: drop the easiest ``drop`` of each class by a full-data network's score, distill once.
 
     ``score``: ``loss`` (under the reference network: a ConvNet of ``reference_width`` trained for
     ``reference_epochs``) or ``forgetting`` (while training it). ``callback``/``should_stop`` as in
-    :func:`~dasm.distill.distill_segment`. Returns the set, its history and the kept pools.
+    :func:`~dasm.distill.distill_segment`; ``features``: the embedding ``init="modes"`` needs. Returns the
+    set, its history and the kept pools.
     """
     if not 0.0 <= drop < 1.0:
         raise ValueError(f"drop must be a fraction in [0, 1), got {drop!r}.")
@@ -500,7 +521,8 @@ def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score
         cut = min(int(round(drop * len(ix))), len(ix) - base.ipc * base.factor ** 2)
         pools.append(torch.sort(ix[order[max(cut, 0):]]).values)
     pool_data = _pool_dataset(data, pools)
-    syn = new_synthetic_set(pool_data, base.ipc, base.factor, base.init, base.seed, method="static-prune",
+    syn = new_synthetic_set(pool_data, base.ipc, base.factor, base.init, base.seed, features,
+                            method="static-prune",
                             base_method=base.method,
                             config=asdict(base), prune={"drop": drop, "score": score})
     syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress, callback=callback,

@@ -234,29 +234,43 @@ def initial_images(data, ipc: int, factor: int = 1, init: str = "real", seed: in
     slot, i.e. the same as ``mix``); ``mix``: f^2 random real images shrunk into one (IDC);
     ``modes``: k-means with ipc*f^2 centres per class in ``features`` (a trained network's
     embedding of ``data.x_train``), each centre replaced by its nearest real image, so the set
-    starts diverse.
+    starts diverse. The real images used are :func:`initial_indices`.
     """
-    from .coreset import check_ipc  # local: coreset imports nothing from here, keep it that way
-
     if init not in INITS:
         raise ValueError(f"Unknown init {init!r}; choose one of {', '.join(INITS)}.")
-    check_ipc(data, ipc)
-    k = factor * factor
-    need = ipc * k
-    g = torch.Generator().manual_seed(seed)
     labels = _class_batch_labels(data.num_classes, ipc, data.device)
     if init == "noise":
+        from .coreset import check_ipc  # local: coreset imports nothing from here, keep it that way
+
+        check_ipc(data, ipc)
+        g = torch.Generator().manual_seed(seed)
         shape = (data.num_classes * ipc, data.channels, *data.im_size)
         z = torch.randn(shape, generator=g).to(data.device)
         mean = torch.tensor(data.mean, device=data.device).view(1, -1, 1, 1)
         std = torch.tensor(data.std, device=data.device).view(1, -1, 1, 1)
         return z * std + mean, labels
+    real = data.x_train[initial_indices(data, ipc, factor, init, seed, features)]
+    return pack(real, factor).clone(), labels
+
+
+def initial_indices(data, ipc: int, factor: int = 1, init: str = "real", seed: int = 0,
+                    features: Tensor | None = None) -> Tensor:
+    """Indices into ``data.x_train`` of the real images :func:`initial_images` starts from (class by
+    class, ipc * f^2 each, drawn from ``data.class_index``); ``init`` must not be ``noise``."""
+    from .coreset import check_ipc  # local: coreset imports nothing from here, keep it that way
+
+    if init not in INITS or init == "noise":
+        raise ValueError(f"init {init!r} starts from no real images; choose one of "
+                         f"{', '.join(i for i in INITS if i != 'noise')}.")
+    check_ipc(data, ipc)
+    need = ipc * factor * factor
+    g = torch.Generator().manual_seed(seed)
     if need > min(data.class_counts()):
         raise ValueError(f"init {init!r} with IPC {ipc} and factor {factor} needs {need} real images per class, "
                          f"but the smallest class has {min(data.class_counts())}; use init='noise' or a "
                          "smaller factor.")
     picks = []
-    for c, ix in enumerate(data.class_index):
+    for ix in data.class_index:
         if init == "modes":
             if features is None or len(features) != len(data.y_train):
                 raise ValueError("init='modes' needs features of every training image "
@@ -264,8 +278,7 @@ def initial_images(data, ipc: int, factor: int = 1, init: str = "real", seed: in
             picks.append(ix[_kmeans_nearest(features[ix].float(), need, g)])
         else:
             picks.append(ix[torch.randperm(len(ix), generator=g)[:need].to(ix.device)])
-    real = data.x_train[torch.cat(picks)]
-    return pack(real, factor).clone(), labels
+    return torch.cat(picks)
 
 
 def _kmeans_nearest(feats: Tensor, k: int, g: torch.Generator, iters: int = 20) -> Tensor:

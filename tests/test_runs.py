@@ -94,3 +94,12 @@ def test_dasm_run_records_what_its_probes_cost(digits, tmp_path):
     distill_run(digits, "dasm", 2, tmp_path, progress=False, iterations=2, segments=2, probe_epochs=2)
     timing = pd.read_csv(tmp_path / "results.csv").set_index("metric").value
     assert 0 < timing["probe_seconds"] < timing["seconds"]
+
+
+def test_modes_init_runs_in_the_preset_networks_embedding(digits, tmp_path):
+    syn = distill_run(digits, "idc", 2, tmp_path / "idc-modes", init="modes", iterations=1, progress=False)
+    assert syn.images.shape[0] == 20 and len(list((tmp_path / "features").glob("digits-*.pt"))) == 1
+    dasm = distill_run(digits, "dasm", 2, tmp_path / "dasm-modes", init="modes", init_from="pool", segments=2,
+                       iterations=2, probe_epochs=2, progress=False)
+    assert dasm.segments == [(0, 10), (10, 20)]
+    assert len(list((tmp_path / "features").glob("digits-*.pt"))) == 1   # the same embedding, cached

@@ -214,6 +214,29 @@ def test_probe_started_matching_networks(digits, monkeypatch):
         DasmConfig(base, match_net="trained")
 
 
+def test_modes_init_starts_every_segment_from_new_real_images(digits, tmp_path):
+    from dasm.coreset import embed_dataset, feature_network
+
+    base = config_for("dsa", ipc=4, init="modes", **{**FAST, "lr_img": 1e-9})
+    feats = embed_dataset(feature_network(digits, epochs=1, width=8), digits.x_train, digits.normalize)
+    cfg = DasmConfig(base, segments=2, probe_epochs=2, window=0.5, init_from="pool", iterations_per_segment=1,
+                     joint=0.0)
+    syn, _, _ = dasm_distill(digits, cfg, out=tmp_path, progress=False, features=feats)
+    sel = [torch.load(tmp_path / f"segment{k}" / "selection.pt", weights_only=False) for k in range(2)]
+    first, second = sel[0]["starts"], sel[1]["starts"]
+    assert len(first) == len(second) == 20 and not set(first.tolist()) & set(second.tolist())
+    assert set(second.tolist()) <= set(torch.cat(sel[1]["pools"]).tolist())      # modes of its own pool
+    a, b = syn.segments[1]                                                      # lr ~0: images are their starts
+    assert torch.allclose(syn.images[a:b], digits.x_train[second], atol=1e-4)
+    # resumed after the first segment, the second still avoids the first one's starts
+    import shutil
+    shutil.rmtree(tmp_path / "segment1")
+    for name in ("synthetic.pt", "config.json"):
+        (tmp_path / name).unlink(missing_ok=True)
+    again, _, _ = dasm_distill(digits, cfg, out=tmp_path, progress=False, features=feats)
+    assert torch.equal(again.images, syn.images)
+
+
 def test_nodifficulty_ablation_uses_all_data(digits):
     base = config_for("dsa", ipc=2, **FAST)
     syn, _, segs = dasm_distill(digits, DasmConfig(base, segments=2, policy="none", iterations_per_segment=1),
