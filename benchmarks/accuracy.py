@@ -112,8 +112,9 @@ def protocol_notes(preset: str, dataset: str) -> str:
     return (f"Protocol ({preset} preset): evaluation `{proto.id}` for IDC and DASM, DC's lr schedule for the "
             "others (published: 1000 epochs); full data: the dataset's reference recipe. IDC matches "
             f"with a width-{per_ipc('width')} ConvNet, {per_ipc('match_steps')} steps an iteration; iterations "
-            f"{per_ipc('iterations')}; factor {per_ipc('factor')} (published: width 128, 2000 iterations of 100 "
-            f"steps, factor 2). Herding selects in the embedding of a width-{ref['width']} ConvNet trained for "
+            f"{per_ipc('iterations')}; factor {per_ipc('factor')}; init {per_ipc('init')} (published: width 128, "
+            "2000 iterations of 100 steps, factor 2, init mix). Herding, and the init modes (k-means modes of "
+            f"each class), select in the embedding of a width-{ref['width']} ConvNet trained for "
             f"{ref['epochs']} epochs on all the data. Each cell distills and evaluates with the same seed; "
             "mean ± std over seeds (count in brackets).")
 

@@ -54,6 +54,7 @@ def test_markdown_table_shows_mean_std_count_and_published():
 def test_protocol_notes_state_the_presets_values_per_ipc():
     notes = accuracy.protocol_notes("cpu", "fashion-mnist")
     assert "iterations 100/200/100 at IPC 1/10/50" in notes and "factor 2/2/1 at IPC 1/10/50" in notes
+    assert "init mix/mix/modes at IPC 1/10/50" in notes
     assert "width-32 ConvNet trained for 5 epochs" in notes   # herding's feature network (config.reference_size)
     assert "iterations 60;" in accuracy.protocol_notes("cpu", "digits")   # one value when every IPC agrees
 

@@ -136,7 +136,7 @@ def test_config_validation():
     assert (one.factor, one.init, one.lr_img) == (2, "mix", 0.1)
     assert (ten.factor, ten.init, ten.lr_img) == (2, "mix", pytest.approx(0.3))
     assert (one.iterations, ten.iterations, fifty.iterations) == (100, 200, 100)  # "fashion-mnist-idc-ipc10-iterations"
-    assert (fifty.factor, fifty.init, fifty.lr_img) == (1, "real", pytest.approx(0.5))
+    assert (fifty.factor, fifty.init, fifty.lr_img) == (1, "modes", pytest.approx(0.5))   # "-ipc50-modes"
     assert (tiny.factor, tiny.init, tiny.lr_img) == (1, "real", pytest.approx(0.1))
 
 
