@@ -103,3 +103,10 @@ def test_modes_init_runs_in_the_preset_networks_embedding(digits, tmp_path):
                        iterations=2, probe_epochs=2, progress=False)
     assert dasm.segments == [(0, 10), (10, 20)]
     assert len(list((tmp_path / "features").glob("digits-*.pt"))) == 1   # the same embedding, cached
+
+
+def test_dasm_on_a_modes_base_takes_its_pools_modes():
+    # CPU_EVIDENCE "fashion-mnist-dasm-ipc50-modes": above IPC 10 the base starts from modes
+    fifty, ten = dasm_preset_config("cpu", "fashion-mnist", 50), dasm_preset_config("cpu", "fashion-mnist", 10)
+    assert (fifty.base.init, fifty.init_from) == ("modes", "pool") and (ten.base.init, ten.init_from) == ("mix", "all")
+    assert dasm_preset_config("cpu", "fashion-mnist", 50, init_from="all").init_from == "all"
