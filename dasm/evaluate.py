@@ -24,6 +24,7 @@ from . import __version__
 from .augment import DSA
 from .data import Dataset
 from .device import seed_everything
+from .files import locked
 from .nets import get_network
 from .train import Recipe, accuracy, train_model
 
@@ -146,10 +147,11 @@ def append_results(df: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
     """Append ``df`` to the CSV table at ``path`` (created if missing); return the whole table."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pd.concat([pd.read_csv(path), df], ignore_index=True) if path.exists() else df
-    tmp = path.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with locked(path):   # another process appending to the same table waits instead of losing rows
+        table = pd.concat([pd.read_csv(path), df], ignore_index=True) if path.exists() else df
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, path)
     return table
 
 

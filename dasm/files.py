@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import torch
 
@@ -15,7 +17,7 @@ def save_atomic(obj: object, path: str | os.PathLike) -> Path:
     """``torch.save`` ``obj`` to ``path`` through a temporary file renamed over it (creating the folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")   # per process: two writers never share one
     torch.save(obj, tmp)
     os.replace(tmp, path)
     return path
@@ -33,3 +35,17 @@ def load_or_compute(path: str | os.PathLike | None, compute: Callable[[], T], de
     if path is not None:
         save_atomic(obj, path)
     return obj
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` + ``.lock`` (waiting for it): several processes (benchmark
+    suites run side by side) can then read-modify-write one results table without losing rows."""
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
