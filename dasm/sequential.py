@@ -46,10 +46,10 @@ from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, forgetting_sco
 from .distill import PARTIAL, DistillConfig, distill_segment, save_run
 from .evaluate import make_augment
 from .nets import get_network
+from .pools import POLICIES, pool_bounds, pool_log, select_pools, window_bounds  # noqa: F401 (re-exported)
 from .synthetic import SyntheticSet, initial_images, initial_indices, new_synthetic_set
 from .train import Recipe, accuracy, predict, train_model
 
-POLICIES = ("window", "grow", "threshold", "weighted", "none")
 FIRST_PROBES = ("none", "real")
 INIT_FROM = ("pool", "all")
 MATCH_NETS = ("fresh", "probe")
@@ -165,79 +165,6 @@ class DasmConfig:
 
 
 # ---------------------------------------------------------------------------------------
-# Selecting R_k
-# ---------------------------------------------------------------------------------------
-
-def window_bounds(k: int, segments: int, window: float) -> tuple[float, float]:
-    """Quantile window [lo, hi] of segment ``k`` (0-based): [0, w] for the first, [1 - w, 1] for the last."""
-    if segments == 1:
-        return 0.0, 1.0
-    lo = (1.0 - window) * k / (segments - 1)
-    return lo, lo + window
-
-
-def pool_bounds(policy: str, k: int, segments: int, window: float) -> tuple[float, float]:
-    """The per-class quantile range [lo, hi] that ``policy`` draws segment ``k``'s pool from."""
-    lo, hi = window_bounds(k, segments, window)
-    if policy == "grow":
-        return 0.0, hi
-    if policy == "threshold":
-        return lo, 1.0
-    if policy == "none":
-        return 0.0, 1.0
-    return lo, hi
-
-
-def select_pools(scores: Tensor, class_index: list[Tensor], k: int, segments: int, policy: str = "window",
-                 window: float = 0.5, generator: torch.Generator | None = None,
-                 min_per_class: int = 1) -> list[Tensor]:
-    """Per-class real-sample pools for segment ``k`` (0-based) chosen by difficulty ``scores`` (higher = harder).
-
-    Ranks are taken within each class, so every class contributes; a pool never has fewer
-    than ``min_per_class`` samples (or the whole class, if smaller).
-    """
-    if policy not in POLICIES:
-        raise ValueError(f"Unknown policy {policy!r}; choose one of {', '.join(POLICIES)}.")
-    lo, hi = pool_bounds(policy, k, segments, window)
-    pools = []
-    for ix in class_index:
-        n = len(ix)
-        if policy == "none" or n == 0:
-            pools.append(ix)
-            continue
-        order = torch.argsort(scores[ix].float(), stable=True)        # easy -> hard
-        keep_n = max(min(min_per_class, n), 1)
-        if policy != "weighted":                                       # the ranks in [lo, hi] of pool_bounds
-            a = int(round(lo * n))
-            b = min(max(int(round(hi * n)), a + keep_n), n)
-            a = max(0, min(a, b - keep_n))
-            chosen = order[a:b]
-        else:                                                          # weighted, centred on the window
-            m = max(keep_n, int(round(window * n)))
-            rank = torch.empty(n, device=ix.device)
-            rank[order] = torch.arange(n, device=ix.device, dtype=torch.float32) / max(n - 1, 1)
-            centre, width = (lo + hi) / 2, max(window / 2, 1e-3)
-            w = torch.softmax(-0.5 * ((rank - centre) / width) ** 2, 0) + 1e-12  # never all zero
-            chosen = torch.multinomial(w.cpu(), m, replacement=False, generator=generator).to(ix.device)
-        pools.append(torch.sort(ix[chosen]).values)
-    return pools
-
-
-def _pool_log(scores: Tensor | None, pools: list[Tensor], k: int, cfg: DasmConfig) -> dict:
-    counts = [len(p) for p in pools]
-    log = {"segment": k, "pool_size": sum(counts), "pool_min_class": min(counts), "pool_max_class": max(counts),
-           "class_counts": json.dumps(counts)}
-    # without scores (no probe, or policy "none") the segment sees every real sample
-    lo, hi = pool_bounds(cfg.policy, k, cfg.segments, cfg.window) if scores is not None else (0.0, 1.0)
-    log.update(quantile_lo=lo, quantile_hi=hi)
-    if scores is not None:
-        chosen = torch.cat(pools)
-        log.update(score_min=float(scores[chosen].min()), score_max=float(scores[chosen].max()),
-                   score_mean=float(scores[chosen].mean()), score_mean_all=float(scores.mean()))
-    return log
-
-
-# ---------------------------------------------------------------------------------------
 # The driver
 # ---------------------------------------------------------------------------------------
 
@@ -345,7 +272,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         else:
             pools = select_pools(scores, data.class_index, k, cfg.segments, cfg.policy, cfg.window, g,
                                  min_per_class=max(n_k * base.factor ** 2, 1))
-        log.update(_pool_log(scores, pools, k, cfg))
+        log.update(pool_log(scores, pools, k, cfg.policy, cfg.segments, cfg.window))
         log["probe_train_seconds"] = t_probe
         log["probe_seconds"] = time.perf_counter() - t0   # training the probe, scoring, selecting the pools
         # 4. distill S_k against R_k
