@@ -9,9 +9,12 @@ window (everything up to the window's upper edge), a ``threshold`` (drop the eas
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import torch
 from torch import Tensor
+
+from .data import Dataset
 
 POLICIES = ("window", "grow", "threshold", "weighted", "none")
 
@@ -84,3 +87,8 @@ def pool_log(scores: Tensor | None, pools: list[Tensor], k: int, policy: str, se
         log.update(score_min=float(scores[chosen].min()), score_max=float(scores[chosen].max()),
                    score_mean=float(scores[chosen].mean()), score_mean_all=float(scores.mean()))
     return log
+
+
+def pool_dataset(data: Dataset, pools: list[Tensor]) -> Dataset:
+    """``data`` seen through ``pools``: each class's index list replaced by its pool (for initialising from it)."""
+    return replace(data, class_index=pools)

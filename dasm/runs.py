@@ -23,7 +23,8 @@ from .data import Dataset
 from .distill import METHODS, DistillConfig, distill
 from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set
 from .published import import_published
-from .sequential import DasmConfig, config_dict, dasm_distill, static_prune
+from .pruning import static_prune
+from .sequential import DasmConfig, config_dict, dasm_distill
 from .synthetic import SyntheticSet, SyntheticSetError, check_matches, mark_split
 from .train import Recipe
 

@@ -22,7 +22,7 @@ the difficulty-aligned segments.
 
 Ablations through the same code: ``segments=1`` is the plain base distiller (identical under
 the same seed); ``policy="none"`` is sequential distillation without difficulty (every
-R_k = R); :func:`static_prune` drops the easiest samples by a reference network's score and
+R_k = R); :func:`~dasm.pruning.static_prune` drops the easiest samples by a reference network's score and
 distills once. Every segment logs what it chose (``segments.csv`` and the set's metadata).
 """
 
@@ -46,7 +46,8 @@ from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, forgetting_sco
 from .distill import PARTIAL, DistillConfig, distill_segment, save_run
 from .evaluate import make_augment
 from .nets import get_network
-from .pools import POLICIES, pool_bounds, pool_log, select_pools, window_bounds  # noqa: F401 (re-exported)
+from .pools import POLICIES, pool_bounds, pool_dataset, pool_log, select_pools, window_bounds  # noqa: F401
+from .pruning import static_prune  # noqa: F401 (re-exported: the static-pruning ablation)
 from .synthetic import SyntheticSet, initial_images, initial_indices, new_synthetic_set
 from .train import Recipe, accuracy, predict, train_model
 
@@ -180,11 +181,6 @@ def train_probe(data: Dataset, syn: SyntheticSet, recipe: Recipe, arch: str = "c
     return net.eval()
 
 
-def _pool_dataset(data: Dataset, pools: list[Tensor]) -> Dataset:
-    """``data`` seen through ``pools`` (for initialising a segment from its own real pool)."""
-    return replace(data, class_index=pools)
-
-
 def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
                  callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
                  on_segment: Callable[[dict, SyntheticSet], None] | None = None,
@@ -277,11 +273,11 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         log["probe_seconds"] = time.perf_counter() - t0   # training the probe, scoring, selecting the pools
         # 4. distill S_k against R_k
         seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k, lr_img=cfg.segment_lr(k))
-        init_data = _pool_dataset(data, pools if cfg.init_from == "pool" else data.class_index)
+        init_data = pool_dataset(data, pools if cfg.init_from == "pool" else data.class_index)
         begun = None   # the real images this segment starts from, kept with the selection for init="modes"
         if base.init == "modes":   # modes repeat from segment to segment: start each from unused images
             need = n_k * base.factor ** 2
-            init_data = _pool_dataset(data, [ix[~used[ix]] if int((~used[ix]).sum()) >= need else ix
+            init_data = pool_dataset(data, [ix[~used[ix]] if int((~used[ix]).sum()) >= need else ix
                                              for ix in init_data.class_index])
             begun = initial_indices(init_data, n_k, base.factor, base.init, seg_cfg.seed, features)
             used[begun] = True
@@ -418,42 +414,3 @@ def config_dict(cfg: DasmConfig) -> dict:
     """``cfg`` as plain JSON values (what ``config.json`` stores and resumed runs are compared with)."""
     d = asdict(cfg)
     return json.loads(json.dumps(d, default=str))
-
-
-def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score: str = "loss",
-                 reference_epochs: int = 20, reference_width: int = 128, out: str | os.PathLike | None = None,
-                 progress: bool = True, callback: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None,
-                 features: Tensor | None = None) -> tuple[SyntheticSet, pd.DataFrame, list[Tensor]]:
-    """The static-pruning ablation: drop the easiest ``drop`` of each class by a full-data network's score, distill once.
-
-    ``score``: ``loss`` (under the reference network: a ConvNet of ``reference_width`` trained for
-    ``reference_epochs``) or ``forgetting`` (while training it). ``callback``/``should_stop`` as in
-    :func:`~dasm.distill.distill_segment`; ``features``: the embedding ``init="modes"`` needs. Returns the
-    set, its history and the kept pools.
-    """
-    if not 0.0 <= drop < 1.0:
-        raise ValueError(f"drop must be a fraction in [0, 1), got {drop!r}.")
-    if score == "forgetting":
-        scores, _ = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize,
-                                      epochs=reference_epochs, seed=base.seed, progress=progress,
-                                      width=reference_width)
-    else:
-        ref = reference_network(data, epochs=reference_epochs, seed=base.seed, progress=progress,
-                                width=reference_width)
-        scores = score_samples(score, ref, data.x_train, data.y_train, data.normalize)
-    pools = []
-    for ix in data.class_index:
-        order = torch.argsort(scores[ix].float(), stable=True)
-        cut = min(int(round(drop * len(ix))), len(ix) - base.ipc * base.factor ** 2)
-        pools.append(torch.sort(ix[order[max(cut, 0):]]).values)
-    pool_data = _pool_dataset(data, pools)
-    syn = new_synthetic_set(pool_data, base.ipc, base.factor, base.init, base.seed, features,
-                            method="static-prune",
-                            base_method=base.method,
-                            config=asdict(base), prune={"drop": drop, "score": score})
-    syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress, callback=callback,
-                                should_stop=should_stop)
-    if out is not None:
-        save_run(out, syn, hist, base, finished=len(hist) >= base.iterations)
-    return syn, hist, pools

@@ -8,7 +8,7 @@ import torch
 
 from dasm.distill import config_for, distill
 from dasm.synthetic import SyntheticSet
-from dasm.sequential import DasmConfig, dasm_distill, pool_bounds, select_pools, static_prune, window_bounds
+from dasm.sequential import DasmConfig, dasm_distill, pool_bounds, select_pools, window_bounds
 
 FAST = dict(width=16, iterations=4, match_steps=3, net_steps=1, batch_real=16, checkpoint_every=1)
 
@@ -242,21 +242,6 @@ def test_nodifficulty_ablation_uses_all_data(digits):
     syn, _, segs = dasm_distill(digits, DasmConfig(base, segments=2, policy="none", iterations_per_segment=1),
                                 progress=False)
     assert (segs.pool_size == len(digits.y_train)).all() and syn.meta["method"] == "dasm-nodifficulty"
-
-
-def test_static_prune_drops_the_easiest(digits):
-    base = config_for("dsa", ipc=1, **FAST)
-    syn, _, pools = static_prune(digits, base, drop=0.25, reference_epochs=2, progress=False)
-    assert sum(len(p) for p in pools) == pytest.approx(0.75 * len(digits.y_train), rel=0.02)
-    assert syn.meta["method"] == "static-prune"
-
-
-def test_static_prune_reports_progress_and_stops_when_asked(digits):
-    base = config_for("dsa", ipc=1, **{**FAST, "iterations": 5})
-    seen = []
-    _, hist, _ = static_prune(digits, base, drop=0.25, reference_epochs=1, reference_width=16, progress=False,
-                              callback=seen.append, should_stop=lambda: len(seen) >= 2)
-    assert [log["iteration"] for log in seen] == [0, 1] and len(hist) == 2
 
 
 def test_config_errors():
