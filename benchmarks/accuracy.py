@@ -180,7 +180,7 @@ def main() -> None:
                     archs = ["convnet"] if args.no_cross_arch else archs_for(method, ipc)
                     run_cell(data, method, ipc, seed, table, preset=args.preset, archs=archs, runs=args.runs,
                              elsewhere=elsewhere)
-            render(args.preset, datasets)
+                    render(args.preset, datasets)   # README and CSV agree after every cell, not only at the end
     print(render(args.preset, DATASETS))
 
 

@@ -7,6 +7,7 @@ by hand.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -37,4 +38,6 @@ def read_block(name: str, readme: Path = README) -> str:
 def write_block(name: str, body: str, readme: Path = README) -> None:
     """Replace block ``name`` with ``body``."""
     before, _, after = _split(name, readme)
-    readme.write_text(before + body + after)
+    tmp = readme.with_name(f".{readme.name}.{os.getpid()}.tmp")   # a reader never sees half a README
+    tmp.write_text(before + body + after)
+    os.replace(tmp, readme)
