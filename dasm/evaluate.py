@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
@@ -84,7 +83,8 @@ def train_and_test(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed
     """Train a fresh ``protocol.arch`` (seeded) on ``(x, y)`` and measure it on the test split.
 
     Returns ``test_acc`` (percent, last epoch), ``train_acc``, ``val_acc`` when the dataset
-    has a validation split, and ``seconds`` of training.
+    has a validation split, and ``seconds`` of training (summed over epochs, so a run resumed from
+    ``checkpoint`` counts the epochs it did before the interruption too).
     """
     if x.shape[1:] != data.x_train.shape[1:]:
         raise ValueError(f"Images have shape {tuple(x.shape[1:])} but {data.name} expects "
@@ -92,14 +92,13 @@ def train_and_test(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed
     g = seed_everything(seed)
     net = get_network(protocol.arch, data.channels, data.num_classes, data.im_size,
                       **dict(protocol.net_kwargs)).to(data.device)
-    t0 = time.perf_counter()
     logs = train_model(net, x.to(data.device), y.to(data.device), protocol.recipe,
                        normalize=data.normalize, augment=make_augment(data, protocol.recipe),
                        generator=g, checkpoint=checkpoint, progress=progress,
                        desc=desc or f"{protocol.arch} seed {seed}")
     out = {"test_acc": accuracy(net, data.x_test, data.y_test, data.normalize),
            "train_acc": logs[-1]["train_acc"],
-           "seconds": time.perf_counter() - t0}
+           "seconds": sum(log["seconds"] for log in logs)}
     if data.x_val is not None:
         out["val_acc"] = accuracy(net, data.x_val, data.y_val, data.normalize)
     return out

@@ -111,6 +111,18 @@ def test_seeded_evaluation_is_reproducible(digits):
     assert proto.id == "convnet-width16/ep3-bs256-sgd0.01m0.9wd0.0005-dc-dsa"
 
 
+def test_resumed_evaluation_reports_the_whole_training_time(digits, tmp_path):
+    proto = Protocol(recipe=Recipe(epochs=3), net_kwargs=(("width", 16),))
+    idx = random_indices(digits, 10, seed=0)
+    ckpt = tmp_path / "eval.ckpt"
+    first = train_and_test(digits, digits.x_train[idx], digits.y_train[idx], proto, checkpoint=ckpt, progress=False)
+    epochs = torch.load(ckpt, weights_only=False)["logs"]
+    assert first["seconds"] == pytest.approx(sum(log["seconds"] for log in epochs)) and first["seconds"] > 0
+    # the checkpoint holds all 3 epochs: a rerun trains nothing, yet reports the same accuracy and time
+    again = train_and_test(digits, digits.x_train[idx], digits.y_train[idx], proto, checkpoint=ckpt, progress=False)
+    assert again["test_acc"] == first["test_acc"] and again["seconds"] == pytest.approx(first["seconds"])
+
+
 def test_evaluate_set_returns_tidy_rows(digits, tmp_path):
     idx = random_indices(digits, 5, seed=0)
     proto = Protocol(recipe=Recipe(epochs=2), net_kwargs=(("width", 16),))
