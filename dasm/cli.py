@@ -23,7 +23,7 @@ from .distill import METHODS, DistillationDivergedError
 from .evaluate import REAL_RECIPES, summarize
 from .nets import list_networks
 from .runs import DASM_METHODS, distill_run, evaluate_run, full_data_run, load_run_set
-from .sequential import INIT_FROM, MATCH_NETS, POLICIES
+from .sequential import INIT_FROM, MATCH_NETS, MODES, POLICIES
 from .synthetic import SyntheticSetError
 from .train import SCHEDULES, Recipe, TrainingDivergedError
 
@@ -110,7 +110,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
                                    ("window", args.window), ("probe_epochs", args.probe_epochs),
                                    ("base", args.base), ("drop", args.drop),
                                    ("scale_lr", args.scale_lr), ("init_from", args.init_from),
-                                   ("joint", args.joint), ("match_net", args.match_net))
+                                   ("joint", args.joint), ("match_net", args.match_net),
+                                   ("modes", args.modes))
                  if v is not None}
     out = Path(args.out)
     syn = distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=args.seed,
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--match-net", choices=MATCH_NETS,
                    help="what segment k's matching networks start from: fresh random networks as in the base "
                         "distiller (default) or the probe trained on the earlier segments")
+    g.add_argument("--modes", choices=MODES,
+                   help="with init modes: a segment's k-means over its starting pool alone (own, default) or with "
+                        "the earlier segments' starts as fixed centres, so it covers what they leave (complement)")
     g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="hold out this fraction of each class as a validation split: the distiller never sees "

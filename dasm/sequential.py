@@ -54,6 +54,7 @@ from .train import Recipe, accuracy, predict, train_model
 FIRST_PROBES = ("none", "real")
 INIT_FROM = ("pool", "all")
 MATCH_NETS = ("fresh", "probe")
+MODES = ("own", "complement")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class DasmConfig:
     gives those images almost no gradient, so its gradient on real data is that of the samples the
     earlier segments do not yet teach, and S_k is matched to exactly that. It needs the probe to be
     the matching network's architecture (``probe_width`` = the base's ``width``).
+    ``modes`` (a base with ``init="modes"``): each segment starts from the real images nearest the
+    k-means centres of its starting pool, never from one an earlier segment started from; with
+    ``"own"`` that k-means sees the pool alone, so overlapping pools put a segment's starts next to
+    an earlier segment's; with ``"complement"`` the earlier segments' starts are fixed centres of
+    the same k-means, so the new starts cover what they leave uncovered.
     """
 
     base: DistillConfig
@@ -97,6 +103,7 @@ class DasmConfig:
     init_from: str = "all"
     joint: float = 0.4
     match_net: str = "fresh"
+    modes: str = "own"
 
     def __post_init__(self) -> None:
         if isinstance(self.segments, bool) or not isinstance(self.segments, int) or self.segments < 1:
@@ -109,6 +116,8 @@ class DasmConfig:
             raise ValueError(f"first_probe must be one of {', '.join(FIRST_PROBES)}, got {self.first_probe!r}.")
         if self.init_from not in INIT_FROM:
             raise ValueError(f"init_from must be one of {', '.join(INIT_FROM)}, got {self.init_from!r}.")
+        if self.modes not in MODES:
+            raise ValueError(f"modes must be one of {', '.join(MODES)}, got {self.modes!r}.")
         if self.match_net not in MATCH_NETS:
             raise ValueError(f"match_net must be one of {', '.join(MATCH_NETS)}, got {self.match_net!r}.")
         if self.match_net == "probe" and (self.base.arch != "convnet" or self.probe_width != self.base.width):
@@ -274,18 +283,20 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         # 4. distill S_k against R_k
         seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k, lr_img=cfg.segment_lr(k))
         init_data = pool_dataset(data, pools if cfg.init_from == "pool" else data.class_index)
-        begun = None   # the real images this segment starts from, kept with the selection for init="modes"
+        begun = covered = None   # the real images this segment starts from (init="modes"), and earlier ones'
         if base.init == "modes":   # modes repeat from segment to segment: start each from unused images
             need = n_k * base.factor ** 2
             init_data = pool_dataset(data, [ix[~used[ix]] if int((~used[ix]).sum()) >= need else ix
                                              for ix in init_data.class_index])
-            begun = initial_indices(init_data, n_k, base.factor, base.init, seg_cfg.seed, features)
+            covered = used.nonzero().flatten() if cfg.modes == "complement" else None
+            begun = initial_indices(init_data, n_k, base.factor, base.init, seg_cfg.seed, features, covered)
             used[begun] = True
         if k == 0:
             syn = new_synthetic_set(init_data, n_k, base.factor, base.init, seg_cfg.seed, features,
                                     method="dasm", config=asdict(base))
         else:
-            syn = syn.add_segment(*initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed, features))
+            syn = syn.add_segment(*initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed, features,
+                                                  covered))
         t1 = time.perf_counter()
         net_starts = [{n: v.detach().clone() for n, v in probe.state_dict().items()}] \
             if cfg.match_net == "probe" and probe is not None else None

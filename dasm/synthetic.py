@@ -226,7 +226,7 @@ def _class_batch_labels(num_classes: int, n: int, device: torch.device) -> Tenso
 
 
 def initial_images(data, ipc: int, factor: int = 1, init: str = "real", seed: int = 0,
-                   features: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                   features: Tensor | None = None, covered: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Starting pixels and labels for ``ipc`` stored images per class, grouped by class.
 
     ``noise``: Gaussian in the network's input space (mean + std * N(0, 1));
@@ -234,7 +234,8 @@ def initial_images(data, ipc: int, factor: int = 1, init: str = "real", seed: in
     slot, i.e. the same as ``mix``); ``mix``: f^2 random real images shrunk into one (IDC);
     ``modes``: k-means with ipc*f^2 centres per class in ``features`` (a trained network's
     embedding of ``data.x_train``), each centre replaced by its nearest real image, so the set
-    starts diverse. The real images used are :func:`initial_indices`.
+    starts diverse (``covered``: see :func:`initial_indices`). The real images used are
+    :func:`initial_indices`.
     """
     if init not in INITS:
         raise ValueError(f"Unknown init {init!r}; choose one of {', '.join(INITS)}.")
@@ -249,14 +250,19 @@ def initial_images(data, ipc: int, factor: int = 1, init: str = "real", seed: in
         mean = torch.tensor(data.mean, device=data.device).view(1, -1, 1, 1)
         std = torch.tensor(data.std, device=data.device).view(1, -1, 1, 1)
         return z * std + mean, labels
-    real = data.x_train[initial_indices(data, ipc, factor, init, seed, features)]
+    real = data.x_train[initial_indices(data, ipc, factor, init, seed, features, covered)]
     return pack(real, factor).clone(), labels
 
 
 def initial_indices(data, ipc: int, factor: int = 1, init: str = "real", seed: int = 0,
-                    features: Tensor | None = None) -> Tensor:
+                    features: Tensor | None = None, covered: Tensor | None = None) -> Tensor:
     """Indices into ``data.x_train`` of the real images :func:`initial_images` starts from (class by
-    class, ipc * f^2 each, drawn from ``data.class_index``); ``init`` must not be ``noise``."""
+    class, ipc * f^2 each, drawn from ``data.class_index``); ``init`` must not be ``noise``.
+
+    ``covered`` (``modes`` only): indices of real images a set already starts from; they are kept
+    as fixed k-means centres of their class, so the new starts go where those leave the class
+    uncovered instead of next to them.
+    """
     from .coreset import check_ipc  # local: coreset imports nothing from here, keep it that way
 
     if init not in INITS or init == "noise":
@@ -270,23 +276,46 @@ def initial_indices(data, ipc: int, factor: int = 1, init: str = "real", seed: i
                          f"but the smallest class has {min(data.class_counts())}; use init='noise' or a "
                          "smaller factor.")
     picks = []
-    for ix in data.class_index:
+    for c, ix in enumerate(data.class_index):
         if init == "modes":
             if features is None or len(features) != len(data.y_train):
                 raise ValueError("init='modes' needs features of every training image "
                                  "(e.g. dasm.coreset.embed_dataset(trained_net, data.x_train, data.normalize)).")
-            picks.append(ix[_kmeans_nearest(features[ix].float(), need, g)])
+            fixed = None
+            if covered is not None and len(covered):
+                covered = covered.to(data.y_train.device)
+                fixed = features[covered[data.y_train[covered] == c]].float()
+            picks.append(ix[_kmeans_nearest(features[ix].float(), need, g, fixed=fixed)])
         else:
             picks.append(ix[torch.randperm(len(ix), generator=g)[:need].to(ix.device)])
     return torch.cat(picks)
 
 
-def _kmeans_nearest(feats: Tensor, k: int, g: torch.Generator, iters: int = 20) -> Tensor:
-    """Indices (into ``feats``) of the points nearest each of ``k`` k-means centres (distinct, seeded)."""
+def _kmeans_nearest(feats: Tensor, k: int, g: torch.Generator, iters: int = 20,
+                    fixed: Tensor | None = None) -> Tensor:
+    """Indices (into ``feats``) of the points nearest each of ``k`` k-means centres (distinct, seeded).
+
+    ``fixed``: centres that take part in every assignment but never move (points already
+    represented); only the ``k`` free centres are returned, so they settle where ``fixed`` leaves
+    mass uncovered. They start by k-means++ seeding away from ``fixed`` (from random points, a free
+    centre inside a covered region keeps it while a fixed one takes a far region's points). Without
+    ``fixed`` the centres start at random points, as they did for every committed result.
+    """
     n = len(feats)
-    centres = feats[torch.randperm(n, generator=g)[:k].to(feats.device)].clone()
+    fixed = feats.new_zeros((0, feats.shape[1])) if fixed is None else fixed.to(feats)
+    if len(fixed):
+        chosen_rows = []
+        d2 = torch.cdist(feats, fixed).min(1).values.pow(2)
+        for _ in range(k):
+            w = d2.cpu().double() + 1e-12   # never all zero
+            i = int(torch.multinomial(w, 1, generator=g))
+            chosen_rows.append(i)
+            d2 = torch.minimum(d2, (feats - feats[i]).pow(2).sum(1))
+        centres = feats[torch.tensor(chosen_rows, device=feats.device)].clone()
+    else:
+        centres = feats[torch.randperm(n, generator=g)[:k].to(feats.device)].clone()
     for _ in range(iters):
-        assign = torch.cdist(feats, centres).argmin(1)
+        assign = torch.cdist(feats, torch.cat([centres, fixed])).argmin(1)
         for j in range(k):
             members = feats[assign == j]
             if len(members):

@@ -237,6 +237,27 @@ def test_modes_init_starts_every_segment_from_new_real_images(digits, tmp_path):
     assert torch.equal(again.images, syn.images)
 
 
+def test_complement_modes_start_a_segment_where_earlier_ones_leave_the_class_uncovered(digits, tmp_path):
+    from test_synthetic import two_clusters
+
+    feats = two_clusters(digits, share=0.6)   # each class: 60% near (0, 0), 40% near (10, 0)
+    base = config_for("dsa", ipc=2, init="modes", **{**FAST, "lr_img": 1e-9})
+
+    def halves(modes: str) -> torch.Tensor:   # per class: which half each segment started in
+        cfg = DasmConfig(base, segments=2, policy="none", iterations_per_segment=1, joint=0.0, modes=modes)
+        dasm_distill(digits, cfg, out=tmp_path / modes, progress=False, features=feats)
+        starts = [torch.load(tmp_path / modes / f"segment{k}" / "selection.pt", weights_only=False)["starts"]
+                  for k in range(2)]
+        return torch.stack([feats[s, 0] > 5 for s in starts])                 # (segment, class): in the small cluster?
+
+    # one k-means centre per segment: the class mean (x = 4) is nearest the big cluster's edge
+    own, covered = halves("own"), halves("complement")
+    assert not own.any()                                                      # own: both segments start there
+    assert torch.equal(own[0], covered[0]) and covered[1].all()               # complement: the second covers the rest
+    with pytest.raises(ValueError, match="modes"):
+        DasmConfig(base, modes="cover")
+
+
 def test_nodifficulty_ablation_uses_all_data(digits):
     base = config_for("dsa", ipc=2, **FAST)
     syn, _, segs = dasm_distill(digits, DasmConfig(base, segments=2, policy="none", iterations_per_segment=1),

@@ -5,8 +5,8 @@ import torch
 
 from dasm.data import load_dataset
 from dasm.published import import_published
-from dasm.synthetic import (SyntheticSet, SyntheticSetError, check_matches, decode, initial_images, mark_split,
-                            new_synthetic_set, pack)
+from dasm.synthetic import (SyntheticSet, SyntheticSetError, check_matches, decode, initial_images, initial_indices,
+                            mark_split, new_synthetic_set, pack)
 
 
 def test_decode_shapes_labels_and_tile_order():
@@ -63,6 +63,27 @@ def test_modes_init_starts_diverse(digits):
         initial_images(digits, ipc=5, init="modes")
     with pytest.raises(ValueError, match="choose one of"):
         initial_images(digits, ipc=5, init="zeros")
+
+
+def two_clusters(data, share: float = 0.5) -> torch.Tensor:
+    """Features putting the first ``share`` of every class near (0, 0) and the rest near (10, 0)."""
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(len(data.y_train), 2, generator=g) * 0.1
+    for ix in data.class_index:
+        feats[ix[int(len(ix) * share):], 0] += 10.0
+    return feats
+
+
+def test_modes_with_covered_starts_go_where_the_class_is_not_covered(digits):
+    feats = two_clusters(digits)
+    covered = torch.stack([ix[0] for ix in digits.class_index])           # one start per class, all near (0, 0)
+    for seed in range(3):
+        picks = initial_indices(digits, ipc=1, init="modes", features=feats, seed=seed, covered=covered)
+        assert (feats[picks, 0] > 5).all()                                  # the new start is in the other half
+        assert not set(picks.tolist()) & set(covered.tolist())
+    # without covered starts the result is the plain k-means one
+    assert torch.equal(initial_indices(digits, ipc=2, init="modes", features=feats, seed=0),
+                       initial_indices(digits, ipc=2, init="modes", features=feats, seed=0, covered=covered[:0]))
 
 
 def test_ipc_larger_than_a_class_raises(digits):
