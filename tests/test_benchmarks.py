@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -204,3 +205,17 @@ def test_tune_runs_variants_on_a_held_out_split_and_resumes(tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "tune_digits_cpu.csv")) == rows
     out = capsys.readouterr().out
     assert "choose on val_mean" in out and "it2x10 lr0.01" in out
+
+
+def test_starts_variants_pick_ipc_distinct_starts_and_complement_covers_better(digits):
+    import starts
+
+    feats = digits.x_train.flatten(1)
+    picked = {v: starts.start_indices(digits, v, 10, 5, feats, seed=0) for v in starts.VARIANTS}
+    for v, ix in picked.items():
+        assert len(set(ix.tolist())) == 100, v
+        assert torch.equal(torch.bincount(digits.y_train[ix], minlength=10), torch.full((10,), 10)), v
+    cover = {v: starts.coverage(digits, ix, feats) for v, ix in picked.items()}
+    assert cover["complement"] < cover["own"]          # fixed centres fill the gaps the own k-means leaves
+    first_ten = torch.cat([ix[:10] for ix in digits.class_index])            # arbitrary starts cover worse
+    assert starts.coverage(digits, first_ten, feats) > max(cover.values())
