@@ -22,6 +22,17 @@ ROOT = Path(__file__).resolve().parent
 RUNS = ROOT.parent / "data" / "runs" / "bench"
 
 
+def device_tag(preset: str, device: str) -> str:
+    """``preset`` on the CPU, ``preset_device`` elsewhere (``paper_cuda``): names result tables and run
+    folders, so rows and checkpoints from two devices never count as each other's."""
+    return preset if device == "cpu" else f"{preset}_{device}"
+
+
+def table_path(kind: str, dataset: str, preset: str = "cpu", device: str = "cpu") -> Path:
+    """``results/<kind>_<dataset>_<preset>[_<device>].csv``: a suite's committed result table."""
+    return ROOT / "results" / f"{kind}_{dataset}_{device_tag(preset, device)}.csv"
+
+
 def parse_cells(text: str) -> list[tuple[str, int]]:
     """``"idc:10,dsa:1,full"`` -> ``[("idc", 10), ("dsa", 1), ("full", 0)]``."""
     cells = []
@@ -64,7 +75,7 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     archs = archs or ["convnet"]
     if all(has_row(table, method, ipc, seed, a) for a in archs):
         return own
-    out = Path(runs) / data.name / preset / f"{method}-ipc{ipc}-seed{seed}"
+    out = Path(runs) / data.name / device_tag(preset, data.device.type) / f"{method}-ipc{ipc}-seed{seed}"
     distill_run(data, method, ipc, out, preset=preset, seed=seed, progress=progress)
     evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=archs, progress=progress)
     evals = evals[[not has_row(table, method, ipc, seed, a) for a in evals.arch]]

@@ -15,7 +15,8 @@ the result table are skipped: rerun the same command to continue after an interr
     python benchmarks/distill.py --cells idc:10          # one method/IPC, every seed
     python benchmarks/distill.py --device cuda --preset paper
 
-Writes benchmarks/results/<suite>_<dataset>_<preset>.csv (tidy rows as `dasm evaluate` writes them,
+Writes benchmarks/results/<suite>_<dataset>_<preset>.csv (`..._<preset>_cuda.csv` for runs on a GPU;
+tidy rows as `dasm evaluate` writes them,
 plus the distillation wall time as metric=seconds, arch="-"), and after every cell redraws
 benchmarks/results/gain_<dataset>_<preset>.{png,pdf,csv}: each method minus IDC on the same seed,
 per IPC, from all suites' rows.
@@ -27,7 +28,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from cells import ROOT, RUNS, parse_cells, run_cell
+from cells import ROOT, RUNS, parse_cells, run_cell, table_path
 from readme import write_block
 
 from dasm.analysis.figures import save_gain_figure
@@ -44,13 +45,14 @@ SUITES = {
 ORDER = ["random", "herding", "kcenter", "dc", "dsa", "dm", "idc", "dasm", "dasm-nodifficulty", "static-prune"]
 
 
-def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu", first: Path | None = None) -> pd.DataFrame:
-    """Every suite's committed result rows for ``dataset`` and ``preset``, as one table.
+def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu", first: Path | None = None,
+                 device: str = "cpu") -> pd.DataFrame:
+    """Every suite's committed result rows for ``dataset``, ``preset`` and ``device``, as one table.
 
     A cell that two suites share (IDC at IPC 10) counts once per seed: the first suite's row.
     ``first``: another result file (the accuracy suite's) whose rows go before all of these.
     """
-    files = [first] + [ROOT / "results" / f"{suite}_{dataset}_{preset}.csv" for suite in SUITES]
+    files = [first] + [table_path(suite, dataset, preset, device) for suite in SUITES]
     tables = [pd.read_csv(f) for f in files if f is not None and f.exists()]
     if not tables:
         return pd.DataFrame(columns=["dataset", "method", "ipc", "seed", "arch", "metric", "value"])
@@ -89,10 +91,11 @@ def gain_rows(results: pd.DataFrame) -> pd.DataFrame:
     return results[results.ipc.isin(results.loc[results.method == "dasm", "ipc"].unique())]
 
 
-def write_gain_figure(dataset: str = "fashion-mnist", preset: str = "cpu") -> list[Path]:
-    """Redraw ``results/gain_<dataset>_<preset>.{png,pdf,csv}`` (each method minus IDC on the same
+def write_gain_figure(dataset: str = "fashion-mnist", preset: str = "cpu", device: str = "cpu") -> list[Path]:
+    """Redraw ``results/gain_<dataset>_<preset>[_<device>].{png,pdf,csv}`` (each method minus IDC on the same
     seed, at DASM's IPCs) from every suite's rows; return the files written (none before an IDC row exists)."""
-    return save_gain_figure(gain_rows(suite_tables(dataset, preset)), ROOT / "results", f"gain_{dataset}_{preset}")
+    name = table_path("gain", dataset, preset, device).stem
+    return save_gain_figure(gain_rows(suite_tables(dataset, preset, device=device)), ROOT / "results", name)
 
 
 def main() -> None:
@@ -106,14 +109,15 @@ def main() -> None:
     p.add_argument("--runs", default=str(RUNS), help="run folders")
     args = p.parse_args()
     data = load_dataset(args.dataset, device=resolve_device(args.device))
-    table = ROOT / "results" / f"{args.suite}_{data.name}_{args.preset}.csv"
+    device = data.device.type
+    table = table_path(args.suite, data.name, args.preset, device)
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method, ipc in parse_cells(args.cells or SUITES[args.suite]):
             done = run_cell(data, method, ipc, seed, table, preset=args.preset, runs=args.runs)
             print(summarize(done).to_string(index=False), flush=True)
-            if (data.name, args.preset) == ("fashion-mnist", "cpu"):
+            if (data.name, args.preset, device) == ("fashion-mnist", "cpu", "cpu"):
                 write_block("distill", readme_table(suite_tables()))
-            write_gain_figure(data.name, args.preset)
+            write_gain_figure(data.name, args.preset, device)
 
 
 if __name__ == "__main__":

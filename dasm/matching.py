@@ -104,30 +104,33 @@ def gradient_match_backward(net: nn.Module, x_real: Tensor, y_real: Tensor, x_sy
     """Backpropagate the gradient-matching loss into ``x_syn`` (and whatever it was computed from); return its value.
 
     The value is detached: check it for NaN before stepping the optimiser. ``path`` is one of
-    :data:`GRAD_PATHS`; all give the same loss and gradients.
+    :data:`GRAD_PATHS`; all give the same loss and gradients. Only the pixels get a gradient: the
+    network's parameters are left untouched (their share of the double backward is never computed).
     """
     if path not in GRAD_PATHS:
         raise ValueError(f"Unknown gradient path {path!r}; choose one of {', '.join(GRAD_PATHS)}.")
-    if path != "stream":
-        loss = gradient_match_loss(net, x_real, y_real, x_syn, y_syn, metric, layers, batched=path == "vmap")
-        loss.backward()
-        return loss.detach()
     if metric not in METRICS:
         raise ValueError(f"Unknown matching metric {metric!r}; choose one of {', '.join(METRICS)}.")
-    names = matched_parameters(net, layers or DEFAULT_LAYERS[metric])
-    # Classes share whatever made x_syn (decoding, augmentation): backpropagate each class into a
-    # detached copy, then the summed pixel gradient through that shared graph once.
-    leaf = x_syn.detach().requires_grad_(True)
-    total = x_syn.new_zeros(())
-    for c in range(x_real.shape[0]):
-        g_real = class_gradients(net, x_real[c:c + 1], y_real[c:c + 1], names, False, create_graph=False)
-        g_syn = class_gradients(net, leaf[c:c + 1], y_syn[c:c + 1], names, False, create_graph=True)
-        dist = gradient_distance(g_real, g_syn, metric).sum()
-        dist.backward()
-        total += dist.detach()
+    # Classes share whatever made x_syn (decoding, augmentation): differentiate with respect to a
+    # detached copy, then send the pixel gradient through that shared graph once.
+    if path != "stream":
+        leaf = x_syn.detach().requires_grad_(True)
+        loss = gradient_match_loss(net, x_real, y_real, leaf, y_syn, metric, layers, batched=path == "vmap")
+        (pixel_grad,) = torch.autograd.grad(loss, leaf)
+    else:   # one class at a time, so only one class's double-backward graph is alive at once
+        names = matched_parameters(net, layers or DEFAULT_LAYERS[metric])
+        loss, grads = x_syn.new_zeros(()), []
+        for c in range(x_real.shape[0]):
+            leaf = x_syn[c:c + 1].detach().requires_grad_(True)
+            g_real = class_gradients(net, x_real[c:c + 1], y_real[c:c + 1], names, False, create_graph=False)
+            g_syn = class_gradients(net, leaf, y_syn[c:c + 1], names, False, create_graph=True)
+            dist = gradient_distance(g_real, g_syn, metric).sum()
+            grads.append(torch.autograd.grad(dist, leaf)[0])
+            loss += dist.detach()
+        pixel_grad = torch.cat(grads)
     if x_syn.requires_grad:
-        x_syn.backward(leaf.grad)
-    return total
+        x_syn.backward(pixel_grad)
+    return loss.detach()
 
 
 def distribution_match_loss(net: nn.Module, x_real: Tensor, x_syn: Tensor) -> Tensor:

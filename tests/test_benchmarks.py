@@ -122,7 +122,7 @@ def test_accuracy_tables_take_cells_from_the_distillation_suites_without_doublin
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(cells, "distill_run", distill_run)
-    data = SimpleNamespace(name="digits")
+    data = SimpleNamespace(name="digits", device=torch.device("cpu"))
     elsewhere = pd.DataFrame(_rows("idc", 10, [80.0]))
     table = tmp_path / "accuracy.csv"
     # a cell another suite measured is not run again; another seed of it is
@@ -219,3 +219,9 @@ def test_starts_variants_pick_ipc_distinct_starts_and_complement_covers_better(d
     assert cover["complement"] < cover["own"]          # fixed centres fill the gaps the own k-means leaves
     first_ten = torch.cat([ix[:10] for ix in digits.class_index])            # arbitrary starts cover worse
     assert starts.coverage(digits, first_ten, feats) > max(cover.values())
+
+
+def test_rows_and_run_folders_from_another_device_are_kept_apart():
+    assert cells.table_path("dasm", "fashion-mnist", "cpu", "cpu").name == "dasm_fashion-mnist_cpu.csv"
+    assert cells.table_path("dasm", "fashion-mnist", "paper", "cuda").name == "dasm_fashion-mnist_paper_cuda.csv"
+    assert cells.device_tag("cpu", "cuda") == "cpu_cuda" and cells.device_tag("paper", "cpu") == "paper"
