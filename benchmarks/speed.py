@@ -158,12 +158,16 @@ def measure(device: torch.device, ipc: int, width: int, repeats: int, gen: torch
 
     # Every path does the same math; the counter sees vmap's batched kernels as more work than they
     # are, so all rows credit the first path's count (the FLOPs the step needs).
-    losses = {}
+    # The paths are compared in float32: cuDNN's TF32 convolutions (PyTorch's default on CUDA, kept
+    # for the timings) round to 10 mantissa bits, and the paths pick different kernels.
+    tf32, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
+    try:
+        losses = {path: matching_step(net, xr, yr, xs, ys, path)().item() for path in GRAD_PATHS}
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
     needed = None
     for path in GRAD_PATHS:
-        step = matching_step(net, xr, yr, xs, ys, path)
-        losses[path] = step().item()
-        counted = row("match", path, step, needed)["gflop"] * 1e9
+        counted = row("match", path, matching_step(net, xr, yr, xs, ys, path), needed)["gflop"] * 1e9
         needed = counted if needed is None else needed
     # the loss sums 1 - cos over every output channel of every matched layer and class: compare per term
     terms = CLASSES * sum(p.shape[0] for n, p in net.named_parameters() if n in matched_parameters(net, "all"))

@@ -60,7 +60,7 @@ def test_gradient_paths_agree_on_cuda_and_with_the_cpu():
     for device in ("cpu", "cuda"):
         net_d = net.to(device)
         for path in GRAD_PATHS:
-            leaf = xs.to(device).requires_grad_(True)
+            leaf = xs.clone().to(device).requires_grad_(True)  # a fresh leaf per path: no gradient carried over
             loss = gradient_match_backward(net_d, xr.to(device), yr.to(device), leaf, ys.to(device), "dc", "all", path)
             results[device, path] = (loss.item(), leaf.grad.cpu())
     ref_loss, ref_grad = results["cpu", "stream"]
