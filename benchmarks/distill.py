@@ -85,6 +85,32 @@ def readme_table(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def device_table(dataset: str = "fashion-mnist", preset: str = "cpu", device: str = "cuda") -> str:
+    """The README's cross-device table: every cell run on ``device``, next to the CPU's row of the same
+    method, IPC and seed (ConvNet test accuracy and distillation time)."""
+    other, cpu = suite_tables(dataset, preset, device=device), suite_tables(dataset, preset)
+
+    def value(table: pd.DataFrame, method: str, ipc: int, seed: int, metric: str, arch: str) -> float | None:
+        hit = table[(table.method == method) & (table.ipc == ipc) & (table.seed == seed) & (table.metric == metric)
+                    & (table.arch == arch)].value
+        return float(hit.iloc[0]) if len(hit) else None
+
+    def show(x: float | None, fmt: str) -> str:
+        return "" if x is None else fmt.format(x)
+
+    lines = [f"| method | IPC | seed | test accuracy, {device} (%) | test accuracy, cpu (%) | "
+             f"distillation, {device} | distillation, cpu |", "|---|---|---|---|---|---|---|"]
+    acc = other[(other.metric == "test_acc") & (other.arch == "convnet")]
+    cells = sorted({(m, int(i), int(s)) for m, i, s in zip(acc.method, acc.ipc, acc.seed)},
+                   key=lambda c: (c[1], ORDER.index(c[0]) if c[0] in ORDER else len(ORDER), c[2]))
+    for method, ipc, seed in cells:
+        accs = [value(t, method, ipc, seed, "test_acc", "convnet") for t in (other, cpu)]
+        mins = [value(t, method, ipc, seed, "seconds", "-") for t in (other, cpu)]
+        lines.append(f"| {method} | {ipc} | {seed} | {show(accs[0], '{:.2f}')} | {show(accs[1], '{:.2f}')} | "
+                     f"{show(mins[0] and mins[0] / 60, '{:.1f} min')} | {show(mins[1] and mins[1] / 60, '{:.1f} min')} |")
+    return "\n".join(lines)
+
+
 def gain_rows(results: pd.DataFrame) -> pd.DataFrame:
     """The rows the gain figure compares: those at the IPCs DASM was run at (the figure is about DASM
     and its ablations; a method alone with IDC at another IPC would only stretch the axis)."""
@@ -117,6 +143,8 @@ def main() -> None:
             print(summarize(done).to_string(index=False), flush=True)
             if (data.name, args.preset, device) == ("fashion-mnist", "cpu", "cpu"):
                 write_block("distill", readme_table(suite_tables()))
+            elif (data.name, args.preset, device) == ("fashion-mnist", "cpu", "cuda"):
+                write_block("distill-cuda", device_table())
             write_gain_figure(data.name, args.preset, device)
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from cells import ROOT
+from readme import write_block
 
 from dasm.config import dasm_preset_config, preset_config, preset_protocol
 from dasm.data import load_dataset
@@ -105,6 +106,18 @@ def project(data, ipc: int, steps: int, epochs: int) -> list[dict]:
             for method, part, timed, sec, units in parts]
 
 
+def readme_table(table: pd.DataFrame) -> str:
+    """The README's block: per IPC, one unit's time and the projected hours of each part of a paper run."""
+    lines = ["| method | IPC | part | one unit | units in a paper run | projected |", "|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        hours = f"{r.projected_hours:.1f} h" if r.projected_hours >= 0.1 else f"{r.projected_hours * 60:.1f} min"
+        lines.append(f"| {r.method} | {r.ipc} | {r.part} | {r.seconds_per_unit * 1000:.1f} ms | {r.units_full:,} | "
+                     f"{hours} |")
+    first = table.iloc[0]
+    lines.append(f"\nMeasured on {first.machine} ({first.device}, torch {first.torch}).")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist")
@@ -129,6 +142,8 @@ def main() -> None:
     print(table[["method", "ipc", "part", "seconds_per_unit", "units_full", "projected_hours"]].to_markdown(
         index=False, floatfmt=".4g"))
     print(f"wrote {out}")
+    if (data.name, device.type) == ("fashion-mnist", "cuda") and not args.out:
+        write_block("paper-time-cuda", readme_table(table))
 
 
 if __name__ == "__main__":

@@ -240,9 +240,10 @@ def main() -> None:
     print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s on {device}")
     show = table[["op", "path", "ipc", "width", "median_s", "gflops_per_s", "frac_matmul", "peak_mb"]]
     print(show.to_markdown(index=False, floatfmt=".3g"))
-    if device.type == "cpu" and out.name == "speed_cpu.csv":
-        write_block("speed", readme_table(table))
-        print("README speed block rewritten")
+    if out == ROOT / "results" / f"speed_{device.type}.csv" and device.type in ("cpu", "cuda"):
+        block = "speed" if device.type == "cpu" else "speed-cuda"
+        write_block(block, readme_table(table))
+        print(f"README {block} block rewritten")
     print(f"wrote {out}")
 
 

@@ -225,3 +225,16 @@ def test_rows_and_run_folders_from_another_device_are_kept_apart():
     assert cells.table_path("dasm", "fashion-mnist", "cpu", "cpu").name == "dasm_fashion-mnist_cpu.csv"
     assert cells.table_path("dasm", "fashion-mnist", "paper", "cuda").name == "dasm_fashion-mnist_paper_cuda.csv"
     assert cells.device_tag("cpu", "cuda") == "cpu_cuda" and cells.device_tag("paper", "cpu") == "paper"
+
+
+def test_readme_gpu_blocks_match_the_committed_csvs():
+    import distill  # noqa: E402
+    import paper_time
+    import speed
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    assert readme.read_block("distill-cuda") == distill.device_table()
+    assert "| idc | 10 | 0 |" in readme.read_block("distill-cuda")
+    assert readme.read_block("speed-cuda") == speed.readme_table(pd.read_csv(results / "speed_cuda.csv"))
+    assert readme.read_block("paper-time-cuda") == paper_time.readme_table(
+        pd.read_csv(results / "paper_time_fashion-mnist_cuda.csv"))
