@@ -18,7 +18,6 @@ and the projected hours.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from dataclasses import replace
 from math import ceil
@@ -28,6 +27,7 @@ import torch
 
 from cells import ROOT
 from readme import write_block
+from speed import machine_name, sync
 
 from dasm.config import dasm_preset_config, preset_config, preset_protocol
 from dasm.data import load_dataset
@@ -37,11 +37,6 @@ from dasm.distill import distill
 from dasm.evaluate import make_augment
 from dasm.nets import get_network
 from dasm.train import train_model
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def seconds_per_step(data, ipc: int, steps: int) -> float:
@@ -133,10 +128,7 @@ def main() -> None:
     for ipc in [int(i) for i in args.ipcs.split(",")]:
         rows += project(data, ipc, args.steps, args.epochs)
         print(f"ipc {ipc} timed", flush=True)
-    table = pd.DataFrame(rows).assign(
-        device=device.type, torch=torch.__version__,
-        machine=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or
-        platform.machine())
+    table = pd.DataFrame(rows).assign(device=device.type, torch=torch.__version__, machine=machine_name(device))
     out = args.out or ROOT / "results" / f"paper_time_{data.name}_{device.type}.csv"
     table.to_csv(out, index=False)
     print(table[["method", "ipc", "part", "seconds_per_unit", "units_full", "projected_hours"]].to_markdown(

@@ -59,6 +59,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def machine_name(device: torch.device) -> str:
+    """The GPU's name on CUDA, else the CPU's (as the platform reports it)."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+
+
 def median_seconds(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
     for _ in range(warmup):
@@ -233,8 +238,7 @@ def main() -> None:
     table = pd.DataFrame(rows).assign(
         frac_matmul=lambda d: d.gflops_per_s * 1e9 / peak, matmul_gflops_per_s=peak / 1e9,
         device=device.type, threads=torch.get_num_threads(), cpus=os.cpu_count(),
-        machine=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or
-        platform.machine(), torch=torch.__version__)
+        machine=machine_name(device), torch=torch.__version__)
     table.to_csv(out, index=False)
     partial.unlink(missing_ok=True)
     print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s on {device}")
