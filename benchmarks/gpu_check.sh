@@ -8,8 +8,9 @@
 # Runs with the machine's python3 (PYTHON=...) from the repository root; Fashion-MNIST's IDX
 # files must be under data/fashion-mnist (or $DASM_DATA). Every step has a time limit taken
 # from what is left of TOTAL seconds; the cells resume from their checkpoints when run again.
-# Result tables land in benchmarks/results/ (*_cuda.csv) and, with logs and the cells' run
-# folders, in $OUT/gpu-check.tar.gz after every step, so a cut-off run still returns them.
+# Result tables land in benchmarks/results/ (*_cuda.csv) and are copied to $OUT/results/ after
+# every step; the logs and the cells' tables and sets go to $OUT/gpu-check.tar.gz (their
+# checkpoints stay in data/runs/bench), so a cut-off run still returns what it measured.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -20,32 +21,36 @@ CELLS=${CELLS:-idc:10,dasm:10,idc:50,dasm:50}
 SEEDS=${SEEDS:-0}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 export DASM_DATA=${DASM_DATA:-$PWD/data}
-mkdir -p "$OUT/logs"
+LOGS=$(mktemp -d)   # archived, not returned one by one
+mkdir -p "$OUT"
 start=$SECONDS
 
-pack() {   # everything so far, in one file (a lease returns few files)
-    tar -czf "$OUT/gpu-check.tar.gz.tmp" --exclude='*/features/*' --exclude='*eval-checkpoints*' \
-        "$OUT/logs" benchmarks/results/*_"$DEVICE"* $(test -d data/runs/bench && echo data/runs/bench) 2>/dev/null
+pack() {   # a lease returns few, small files: the result tables as they are, the rest in one archive
+    mkdir -p "$OUT/results"
+    cp benchmarks/results/*_"$DEVICE"*.csv "$OUT/results/" 2>/dev/null
+    tar -czf "$OUT/gpu-check.tar.gz.tmp" -C "$LOGS" . -C "$PWD" \
+        $(find data/runs/bench -path '*features*' -prune -o \( -name '*.csv' -o -name synthetic.pt \) -print 2>/dev/null)
     mv "$OUT/gpu-check.tar.gz.tmp" "$OUT/gpu-check.tar.gz"
 }
 
-step() {   # step NAME LIMIT COMMAND...: run with min(LIMIT, time left - 20 s), log to $OUT/logs/NAME.log
+step() {   # step NAME LIMIT COMMAND...: run with min(LIMIT, time left - 20 s), log to NAME.log
     local name=$1 limit=$2; shift 2
     local left=$((TOTAL - (SECONDS - start) - 20))
     ((left < limit)) && limit=$left
     if ((limit < 10)); then echo "== $name skipped: out of time"; return; fi
     echo "== $name (limit ${limit} s)"
     local t0=$SECONDS
-    timeout "$limit" "$@" >"$OUT/logs/$name.log" 2>&1
+    timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
     echo "   rc=$? after $((SECONDS - t0)) s"
-    tail -n 12 "$OUT/logs/$name.log"
+    tail -n 12 "$LOGS/$name.log"
     pack
 }
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || true
-  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$OUT/logs/env.log"
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$LOGS/env.log"
 step tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_augment.py -k cuda
 step speed 150 "$PY" benchmarks/speed.py --device "$DEVICE"
 step paper_time 120 "$PY" benchmarks/paper_time.py --device "$DEVICE"
 step cells 100000 "$PY" benchmarks/distill.py --suite dasm --device "$DEVICE" --cells "$CELLS" --seeds "$SEEDS"
-echo "done in $((SECONDS - start)) s; results in $OUT/gpu-check.tar.gz"
+pack
+echo "done in $((SECONDS - start)) s; results in $OUT/results and $OUT/gpu-check.tar.gz"
