@@ -238,3 +238,17 @@ def test_readme_gpu_blocks_match_the_committed_csvs():
     assert readme.read_block("speed-cuda") == speed.readme_table(pd.read_csv(results / "speed_cuda.csv"))
     assert readme.read_block("paper-time-cuda") == paper_time.readme_table(
         pd.read_csv(results / "paper_time_fashion-mnist_cuda.csv"))
+
+
+def test_readme_demo_block_matches_the_committed_csv(tmp_path):
+    import demo
+
+    assert readme.read_block("demo") == demo.readme_table(pd.read_csv(demo.RESULTS))
+    # collect(): the demo's rows and each run's last distillation time
+    (tmp_path / "idc-ipc2").mkdir()
+    pd.DataFrame(_rows("idc", 2, [90.0, 92.0]) + _rows("full", 144, [98.0])).to_csv(tmp_path / "demo.csv", index=False)
+    pd.DataFrame([{"method": "idc", "ipc": 2, "seed": 0, "arch": "-", "metric": "seconds", "value": v,
+                   "protocol": "distill"} for v in (5.0, 7.0)]).to_csv(tmp_path / "idc-ipc2" / "results.csv", index=False)
+    table = demo.collect(tmp_path)
+    assert table.query("metric == 'seconds'").value.tolist() == [7.0]
+    assert demo.readme_table(table).splitlines()[2:] == ["| idc | 91.0 ± 1.4 |", "| full data (98.0) | |"]

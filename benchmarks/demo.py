@@ -1,0 +1,70 @@
+"""`make demo`'s table in the README, from a committed copy of the demo's results.
+
+    python benchmarks/demo.py            # run `dasm demo` (resumes its run folders), keep its table, re-render
+    python benchmarks/demo.py --table    # only re-render the README block from the committed CSV
+
+The demo itself is `dasm demo` (the same code path): IDC and DASM at IPC 10 and 30 on digits
+against random coresets and the full data, 3 evaluation seeds. Its rows, plus each run's
+distillation time, are kept as benchmarks/results/demo_digits_cpu.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from cells import ROOT
+from distill import ORDER
+from readme import write_block
+
+from dasm.cli import main as dasm_main
+
+RESULTS = ROOT / "results" / "demo_digits_cpu.csv"
+RUNS = ROOT.parent / "data" / "runs" / "demo"
+
+
+def collect(runs: Path = RUNS) -> pd.DataFrame:
+    """The demo's evaluation rows (``demo.csv``) and each run folder's distillation time, as one table."""
+    rows = pd.read_csv(runs / "demo.csv")
+    timing = [pd.read_csv(f).query("protocol == 'distill'").groupby("metric").tail(1)
+              for f in sorted(runs.glob("*/results.csv"))]
+    return pd.concat([rows, *timing], ignore_index=True)
+
+
+def mean_std(values: pd.Series) -> str:
+    """``mean ± std`` over seeds (the mean alone for one seed, nothing for none)."""
+    if len(values) > 1:
+        return f"{values.mean():.1f} ± {values.std():.1f}"
+    return f"{values.mean():.1f}" if len(values) else ""
+
+
+def readme_table(results: pd.DataFrame) -> str:
+    """Test accuracy (mean ± std over seeds) per method and IPC, the full-data row last."""
+    acc = results[results.metric == "test_acc"]
+    ipcs = sorted(int(i) for i in acc[acc.method != "full"].ipc.unique())
+    methods = sorted(set(acc.method) - {"full"}, key=lambda m: ORDER.index(m) if m in ORDER else len(ORDER))
+    lines = ["| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|" + "---|" * len(ipcs)]
+    for method in methods:
+        cells = [mean_std(acc[(acc.method == method) & (acc.ipc == ipc)].value) for ipc in ipcs]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    full = acc[acc.method == "full"].value
+    if len(full):
+        lines.append(f"| full data ({mean_std(full)}) |" + " |" * len(ipcs))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", action="store_true", help="only re-render the README block from the committed CSV")
+    args = p.parse_args()
+    if not args.table:
+        if dasm_main(["demo", "--out", str(RUNS)]) != 0:
+            raise SystemExit("dasm demo failed")
+        collect().to_csv(RESULTS, index=False)
+    write_block("demo", readme_table(pd.read_csv(RESULTS)))
+    print(f"README demo block rendered from {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
