@@ -252,3 +252,16 @@ def test_readme_demo_block_matches_the_committed_csv(tmp_path):
     table = demo.collect(tmp_path)
     assert table.query("metric == 'seconds'").value.tolist() == [7.0]
     assert demo.readme_table(table).splitlines()[2:] == ["| idc | 91.0 ± 1.4 |", "| full data (98.0) | |"]
+
+
+def test_paper_time_projects_a_measured_slice_to_the_presets_counts(digits):
+    import paper_time
+
+    rows = pd.DataFrame(paper_time.project(digits, 5, steps=1, epochs=1))   # 5 segments of 1
+    assert list(rows.part) == ["match-step", "eval-epoch", "probe-batch", "scoring-pass"]
+    assert (rows.seconds_per_unit > 0).all()
+    step = rows.set_index("part").loc["match-step"]
+    assert step.units_full == 2000 * 100    # the paper preset's outer iterations x matching steps
+    assert step.projected_hours == pytest.approx(step.seconds_per_unit * step.units_full / 3600)
+    assert rows.set_index("part").loc["scoring-pass"].units_full == 4   # one pass before each later segment
+    assert "| idc | 5 | match-step |" in paper_time.readme_table(rows.assign(machine="m", device="cpu", torch="t"))
