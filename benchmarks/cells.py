@@ -33,6 +33,12 @@ def table_path(kind: str, dataset: str, preset: str = "cpu", device: str = "cpu"
     return ROOT / "results" / f"{kind}_{dataset}_{device_tag(preset, device)}.csv"
 
 
+def distill_timing(results: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
+    """A run folder's distillation-time rows (``protocol == "distill"``; of ``seed`` if given), the last of each metric."""
+    rows = results[(results.protocol == "distill") & ((results.seed == seed) if seed is not None else True)]
+    return rows.groupby("metric").tail(1)
+
+
 def parse_cells(text: str) -> list[tuple[str, int]]:
     """``"idc:10,dsa:1,full"`` -> ``[("idc", 10), ("dsa", 1), ("full", 0)]``."""
     cells = []
@@ -79,8 +85,7 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     distill_run(data, method, ipc, out, preset=preset, seed=seed, progress=progress)
     evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=archs, progress=progress)
     evals = evals[[not has_row(table, method, ipc, seed, a) for a in evals.arch]]
-    runs_table = pd.read_csv(out / "results.csv")
-    timing = runs_table[(runs_table.protocol == "distill") & (runs_table.seed == seed)].groupby("metric").tail(1)
+    timing = distill_timing(pd.read_csv(out / "results.csv"), seed)
     if not table.empty and ((table.method == method) & (table.ipc == ipc) & (table.seed == seed)
                             & (table.protocol == "distill")).any():
         timing = timing.iloc[:0]

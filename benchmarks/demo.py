@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from cells import ROOT
+from cells import ROOT, distill_timing
 from distill import ORDER
 from readme import write_block
 
@@ -27,8 +27,7 @@ RUNS = ROOT.parent / "data" / "runs" / "demo"
 def collect(runs: Path = RUNS) -> pd.DataFrame:
     """The demo's evaluation rows (``demo.csv``) and each run folder's distillation time, as one table."""
     rows = pd.read_csv(runs / "demo.csv")
-    timing = [pd.read_csv(f).query("protocol == 'distill'").groupby("metric").tail(1)
-              for f in sorted(runs.glob("*/results.csv"))]
+    timing = [distill_timing(pd.read_csv(f)) for f in sorted(runs.glob("*/results.csv"))]
     return pd.concat([rows, *timing], ignore_index=True)
 
 

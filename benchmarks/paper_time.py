@@ -34,36 +34,36 @@ from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.difficulty import score_samples
 from dasm.distill import distill
-from dasm.evaluate import make_augment
+from dasm.evaluate import Protocol, make_augment
 from dasm.nets import get_network
 from dasm.train import train_model
 
 
 def seconds_per_step(data, ipc: int, steps: int) -> float:
     """Wall seconds of one matching step of the paper IDC loop (its network updates included)."""
-    warm = preset_config("paper", data.name, "idc", ipc, iterations=1, match_steps=2)
-    distill(data, warm, progress=False)
+    distill(data, preset_config("paper", data.name, "idc", ipc, iterations=1, match_steps=2), progress=False)  # warm-up
     cfg = preset_config("paper", data.name, "idc", ipc, iterations=1, match_steps=steps + 1)
-    sync(data.device)
     _, hist = distill(data, cfg, progress=False)
     return float(hist.seconds.iloc[0]) / (steps + 1)
 
 
-def seconds_per_epoch(data, n_images: int, epochs: int) -> float:
-    """Wall seconds of one epoch of the paper evaluation recipe on ``n_images`` images."""
-    protocol = preset_protocol("paper", data.name, "idc")
-    recipe = protocol.recipe
+def seconds_per_epoch(data, protocol: Protocol, n_images: int, epochs: int) -> float:
+    """Wall seconds of one epoch of ``protocol``'s training recipe on ``n_images`` images, after a warm-up epoch."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(n_images, data.channels, *data.im_size, generator=gen).to(data.device)
     y = torch.arange(n_images, device=data.device) % data.num_classes
     net = get_network(protocol.arch, data.channels, data.num_classes, data.im_size,
                       **dict(protocol.net_kwargs)).to(data.device)
-    one = replace(recipe, epochs=1)
-    train_model(net, x, y, one, augment=make_augment(data, recipe), normalize=data.normalize, progress=False)
+    augment = make_augment(data, protocol.recipe)
+
+    def train(n: int) -> None:
+        train_model(net, x, y, replace(protocol.recipe, epochs=n), augment=augment, normalize=data.normalize,
+                    progress=False)
+
+    train(1)
     sync(data.device)
     t0 = time.perf_counter()
-    train_model(net, x, y, replace(recipe, epochs=epochs), augment=make_augment(data, recipe),
-                normalize=data.normalize, progress=False)
+    train(epochs)
     sync(data.device)
     return (time.perf_counter() - t0) / epochs
 
@@ -83,17 +83,18 @@ def project(data, ipc: int, steps: int, epochs: int) -> list[dict]:
     """The rows of one IPC: IDC's distillation and evaluation, and what DASM adds."""
     cfg = preset_config("paper", data.name, "idc", ipc)
     dasm = dasm_preset_config("paper", data.name, ipc)
+    protocol = preset_protocol("paper", data.name, "idc")
     decoded = ipc * cfg.factor ** 2 * data.num_classes
     step = seconds_per_step(data, ipc, steps)
-    epoch = seconds_per_epoch(data, decoded, epochs)
+    epoch = seconds_per_epoch(data, protocol, decoded, epochs)
     score = seconds_per_scoring(data)
     # DASM's probes train on S_1 .. S_{k-1} (k = 2 .. K); an epoch costs about its number of batches
-    batch = preset_protocol("paper", data.name, "idc").recipe.batch_size
+    batch = protocol.recipe.batch_size
     sizes = dasm.segment_sizes()
     probe_batches = sum(ceil(sum(sizes[:k]) * cfg.factor ** 2 * data.num_classes / batch) for k in range(1, len(sizes)))
     per_batch = epoch / ceil(decoded / batch)
     parts = [("idc", "match-step", steps, step, cfg.iterations * cfg.match_steps),
-             ("idc", "eval-epoch", epochs, epoch, preset_protocol("paper", data.name, "idc").recipe.epochs),
+             ("idc", "eval-epoch", epochs, epoch, protocol.recipe.epochs),
              ("dasm", "probe-batch", epochs * ceil(decoded / batch), per_batch, probe_batches * dasm.probe_epochs),
              ("dasm", "scoring-pass", 1, score, len(sizes) - 1)]
     return [{"dataset": data.name, "method": method, "ipc": ipc, "part": part, "timed_units": timed,
