@@ -4,12 +4,20 @@
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh            # on a machine with a GPU and PyTorch
 #   TOTAL=300 CELLS=idc:10 bash benchmarks/gpu_check.sh  # a shorter budget, other cells
+#   STEPS=budget BUDGETS="100 300" bash benchmarks/gpu_check.sh
+#
+# STEPS picks and orders the steps (default: tests speed paper_time cells budget). `budget` asks
+# whether DASM's gain over IDC at IPC 50 grows with the number of matching steps, the question
+# the cpu preset's 100 iterations cannot answer on 2 cores: for each N in BUDGETS it runs
+# `tune.py` (10% of each class held out; rows in tune_fashion-mnist_cpu_cuda.csv) for IDC and
+# DASM at IPC 50 with iterations=N, about 1 min of distillation per 100 iterations and method on
+# an H200, plus a minute of evaluation each.
 #
 # Runs with the machine's python3 (PYTHON=...) from the repository root; Fashion-MNIST's IDX
 # files must be under data/fashion-mnist (or $DASM_DATA). Every step has a time limit taken
 # from what is left of TOTAL seconds; the cells resume from their checkpoints when run again.
 # Result tables land in benchmarks/results/ (*_cuda.csv) and are copied to $OUT/results/ after
-# every step; the logs and the cells' tables and sets go to $OUT/gpu-check.tar.gz (their
+# every step; the logs and the cells' tables and final sets go to $OUT/gpu-check.tar.gz (their
 # checkpoints stay in data/runs/bench), so a cut-off run still returns what it measured.
 set -u
 cd "$(dirname "$0")/.."
@@ -19,6 +27,9 @@ DEVICE=${DEVICE:-cuda}
 TOTAL=${TOTAL:-540}
 CELLS=${CELLS:-idc:10,dasm:10,idc:50,dasm:50}
 SEEDS=${SEEDS:-0}
+STEPS=${STEPS:-tests speed paper_time cells budget}
+BUDGETS=${BUDGETS:-100 300}
+DATASET=${DATASET:-fashion-mnist}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 export DASM_DATA=${DASM_DATA:-$PWD/data}
 LOGS=$(mktemp -d)   # archived, not returned one by one
@@ -27,11 +38,25 @@ start=$SECONDS
 
 pack() {   # a lease returns few, small files: the result tables as they are, the rest in one archive
     mkdir -p "$OUT/results"
-    cp benchmarks/results/*_"$DEVICE"*.csv "$OUT/results/" 2>/dev/null
+    cp benchmarks/results/*_"$DEVICE".{csv,png} "$OUT/results/" 2>/dev/null
     tar -czf "$OUT/gpu-check.tar.gz.tmp" -C "$LOGS" . -C "$PWD" \
-        $(find data/runs/bench -path '*features*' -prune -o \( -name '*.csv' -o -name synthetic.pt \) -print 2>/dev/null)
+        $(find data/runs/bench \( -path '*features*' -o -path '*/segment*' -o -path '*/joint' \) -prune -o \
+            \( -name '*.csv' -o -name synthetic.pt \) -print 2>/dev/null)
     mv "$OUT/gpu-check.tar.gz.tmp" "$OUT/gpu-check.tar.gz"
 }
+
+budget() {   # IDC and DASM at IPC 50 on DATASET, per matching budget in BUDGETS (exported: timeout runs it)
+    local n
+    for n in $BUDGETS; do
+        for method in idc dasm; do
+            "$PY" benchmarks/tune.py --device "$DEVICE" --dataset "$DATASET" --method "$method" --ipc 50 \
+                --variants "iterations=$n" --seeds "$SEEDS" --no-progress || return
+        done
+    done
+}
+
+export -f budget
+export PY DEVICE BUDGETS SEEDS DATASET
 
 step() {   # step NAME LIMIT COMMAND...: run with min(LIMIT, time left - 20 s), log to NAME.log
     local name=$1 limit=$2; shift 2
@@ -48,9 +73,15 @@ step() {   # step NAME LIMIT COMMAND...: run with min(LIMIT, time left - 20 s), 
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || true
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$LOGS/env.log"
-step tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_augment.py -k cuda
-step speed 150 "$PY" benchmarks/speed.py --device "$DEVICE"
-step paper_time 120 "$PY" benchmarks/paper_time.py --device "$DEVICE"
-step cells 100000 "$PY" benchmarks/distill.py --suite dasm --device "$DEVICE" --cells "$CELLS" --seeds "$SEEDS"
+for name in $STEPS; do
+    case $name in
+        tests) step tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_augment.py -k cuda ;;
+        speed) step speed 150 "$PY" benchmarks/speed.py --device "$DEVICE" ;;
+        paper_time) step paper_time 120 "$PY" benchmarks/paper_time.py --device "$DEVICE" ;;
+        cells) step cells 100000 "$PY" benchmarks/distill.py --suite dasm --device "$DEVICE" --cells "$CELLS" --seeds "$SEEDS" ;;
+        budget) step budget 100000 bash -c budget ;;
+        *) echo "unknown step $name (choose from: tests speed paper_time cells budget)"; exit 2 ;;
+    esac
+done
 pack
 echo "done in $((SECONDS - start)) s; results in $OUT/results and $OUT/gpu-check.tar.gz"

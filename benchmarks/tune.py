@@ -17,7 +17,10 @@ factor, init, iterations, lr_img, ...) and ``config`` (a hash of every setting b
 Resumable by ``config``: a (config, seed) already in the table is skipped whatever its label,
 and the run folders (``data/runs/bench/<dataset>/<preset>-tune/``, named by label and config)
 keep the distillation checkpoints.
-Writes ``benchmarks/results/tune_<dataset>_<preset>.csv``: one row per variant x seed x metric.
+Writes ``benchmarks/results/tune_<dataset>_<preset>.csv``: one row per variant x seed x metric. On a
+GPU (``--device cuda``) the table and run folders take a ``_cuda`` suffix
+(``tune_<dataset>_<preset>_cuda.csv``, ``<preset>_cuda-tune/``), like every suite's, so a
+variant measured on one device never counts as measured on the other.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from cells import ROOT, RUNS, has_row
+from cells import ROOT, RUNS, device_tag, has_row
 
 from dasm.config import describe
 from dasm.data import load_dataset
@@ -111,6 +114,12 @@ def rank_variants(table: pd.DataFrame) -> pd.DataFrame:
     return ranked.reset_index(drop=True)
 
 
+def tune_paths(results: str | Path, runs: str | Path, dataset: str, preset: str, device: str) -> tuple[Path, Path]:
+    """The result table and the folder of run folders of ``dataset``'s tuning under ``preset`` on ``device``."""
+    tag = device_tag(preset, device)
+    return Path(results) / f"tune_{dataset}_{tag}.csv", Path(runs) / dataset / f"{tag}-tune"
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     """Run the variants not yet in the table, print the ranking and return it."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -124,11 +133,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", default=str(RUNS))
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--results", default=str(ROOT / "results"), help="folder of tune_<dataset>_<preset>.csv")
+    p.add_argument("--results", default=str(ROOT / "results"), help="folder of tune_<dataset>_<preset>[_<device>].csv")
     args = p.parse_args(argv)
     progress = not args.no_progress
     data = load_dataset(args.dataset, device=resolve_device(args.device), val_fraction=args.val_fraction)
-    path = Path(args.results) / f"tune_{data.name}_{args.preset}.csv"
+    path, runs = tune_paths(args.results, args.runs, data.name, args.preset, data.device.type)
     for over in parse_variants(args.variants):
         name = variant_name(over)
         key, setting = resolve_variant(data.name, args.method, args.ipc, args.preset, over)
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 continue
             slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
             folder = f"{args.method}-ipc{args.ipc}-{slug}-{key}-val{args.val_fraction:g}-seed{seed}"
-            out = Path(args.runs) / data.name / f"{args.preset}-tune" / folder
+            out = runs / folder
             distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=seed, progress=progress, **over)
             rows = evaluate_run(out, data, preset=args.preset, seeds=[seed], progress=progress)
             append_results(rows.assign(variant=name, preset=args.preset, config=key, setting=setting), path)

@@ -207,6 +207,13 @@ def test_tune_runs_variants_on_a_held_out_split_and_resumes(tmp_path, capsys):
     assert "choose on val_mean" in out and "it2x10 lr0.01" in out
 
 
+def test_tune_keeps_each_devices_rows_and_runs_apart():
+    table, runs = tune.tune_paths("res", "runs", "fashion-mnist", "cpu", "cuda")
+    assert table == Path("res/tune_fashion-mnist_cpu_cuda.csv") and runs == Path("runs/fashion-mnist/cpu_cuda-tune")
+    table, runs = tune.tune_paths("res", "runs", "digits", "cpu", "cpu")
+    assert table.name == "tune_digits_cpu.csv" and runs == Path("runs/digits/cpu-tune")
+
+
 def test_starts_variants_pick_ipc_distinct_starts_and_complement_covers_better(digits):
     import starts
 
