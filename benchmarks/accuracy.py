@@ -18,7 +18,9 @@ A cell that ``distill.py``'s suites already measured (same dataset and preset) i
 the tables show those suites' rows next to this suite's own, from both result files.
 
 Resumable (finished cells are skipped). Writes benchmarks/results/accuracy_<dataset>_<preset>.csv
-and renders benchmarks/results/accuracy_<preset>.md next to the published numbers.
+and renders benchmarks/results/accuracy_<preset>.md next to the published numbers; on a GPU
+(--device cuda) the files take a `_cuda` suffix and the README's blocks are left alone, so rows
+from two devices never count as each other's.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
-from cells import ROOT, RUNS, parse_cells, run_cell
+from cells import ROOT, RUNS, device_tag, parse_cells, run_cell, table_path
 from distill import suite_tables
 from readme import write_block
 
@@ -128,26 +130,27 @@ def dataset_section(results: pd.DataFrame, preset: str, dataset: str) -> str:
     return "\n".join(parts)
 
 
-def results_for(dataset: str, preset: str) -> pd.DataFrame:
-    """This suite's rows for ``dataset`` and ``preset``, then the distillation suites' rows for cells
-    (and architectures) it does not hold itself."""
-    return suite_tables(dataset, preset, first=ROOT / "results" / f"accuracy_{dataset}_{preset}.csv")
+def results_for(dataset: str, preset: str, device: str = "cpu") -> pd.DataFrame:
+    """This suite's rows for ``dataset``, ``preset`` and ``device``, then the distillation suites' rows
+    for cells (and architectures) it does not hold itself."""
+    return suite_tables(dataset, preset, first=table_path("accuracy", dataset, preset, device), device=device)
 
 
-def render(preset: str, datasets: list[str]) -> str:
-    """The Markdown of every dataset's tables, written next to the CSVs."""
+def render(preset: str, datasets: list[str], device: str = "cpu") -> str:
+    """The Markdown of every dataset's tables, written next to the CSVs (``accuracy_<preset>[_<device>].md``);
+    the README's blocks show the cpu preset's rows measured on the CPU."""
     parts = [f"# Accuracy suite ({preset} preset)\n", "Made by `python benchmarks/accuracy.py`; "
              "numbers are ConvNet test accuracy in percent.\n"]
     for name in datasets:
-        results = results_for(name, preset)
+        results = results_for(name, preset, device)
         if results.empty:
             continue
         section = dataset_section(results, preset, name)
         parts += [f"## {name}\n", section, ""]
-        if preset == "cpu":
+        if preset == "cpu" and device == "cpu":
             write_block(f"accuracy-{name}", section)
     text = "\n".join(parts)
-    (ROOT / "results" / f"accuracy_{preset}.md").write_text(text)
+    (ROOT / "results" / f"accuracy_{device_tag(preset, device)}.md").write_text(text)
     return text
 
 
@@ -168,20 +171,20 @@ def main() -> None:
     datasets = ["digits"] if args.quick else args.datasets.split(",")
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     ipcs = [1, 10] if args.quick else [int(i) for i in args.ipcs.split(",")]
+    device = resolve_device(args.device)
     if not args.table:
-        device = resolve_device(args.device)
         for name in datasets:
             data = load_dataset(name, device=device)
-            table = ROOT / "results" / f"accuracy_{data.name}_{args.preset}.csv"
-            elsewhere = suite_tables(data.name, args.preset)
+            table = table_path("accuracy", data.name, args.preset, device.type)
+            elsewhere = suite_tables(data.name, args.preset, device=device.type)
             todo = parse_cells(args.cells) if args.cells else [("full", 0)] + cells(ipcs, args.methods.split(","))
             for seed in seeds:
                 for method, ipc in todo:
                     archs = ["convnet"] if args.no_cross_arch else archs_for(method, ipc)
                     run_cell(data, method, ipc, seed, table, preset=args.preset, archs=archs, runs=args.runs,
                              elsewhere=elsewhere)
-                    render(args.preset, datasets)   # README and CSV agree after every cell, not only at the end
-    print(render(args.preset, DATASETS))
+                    render(args.preset, datasets, device.type)   # README and CSV agree after every cell
+    print(render(args.preset, DATASETS, device.type))
 
 
 if __name__ == "__main__":

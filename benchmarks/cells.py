@@ -76,7 +76,8 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     if method == "full":
         if has_row(table, "full", None, seed):  # its IPC is the class size, not the cell's 0
             return own
-        rows = full_data_run(data, Path(runs) / data.name / "full", seeds=[seed], progress=progress)
+        rows = full_data_run(data, Path(runs) / data.name / device_tag(preset, data.device.type) / "full",
+                             seeds=[seed], progress=progress)
         return append_results(rows.assign(preset=preset, device=data.device.type), table_path)
     archs = archs or ["convnet"]
     if all(has_row(table, method, ipc, seed, a) for a in archs):

@@ -11,7 +11,9 @@
 # the cpu preset's 100 iterations cannot answer on 2 cores: for each N in BUDGETS it runs
 # `tune.py` (10% of each class held out; rows in tune_fashion-mnist_cpu_cuda.csv) for IDC and
 # DASM at IPC 50 with iterations=N, about 1 min of distillation per 100 iterations and method on
-# an H200, plus a minute of evaluation each.
+# an H200, plus a minute of evaluation each. `crossarch` (not run by default) evaluates IDC and
+# DASM at IPC 10 on ConvNet, MLP, LeNet and ResNet-18 (accuracy_<dataset>_cpu_cuda.csv), which
+# takes about 42 min an evaluation for ResNet-18 on 2 CPU cores.
 #
 # Runs with the machine's python3 (PYTHON=...) from the repository root; Fashion-MNIST's IDX
 # files must be under data/fashion-mnist (or $DASM_DATA). Every step has a time limit taken
@@ -80,7 +82,9 @@ for name in $STEPS; do
         paper_time) step paper_time 120 "$PY" benchmarks/paper_time.py --device "$DEVICE" ;;
         cells) step cells 100000 "$PY" benchmarks/distill.py --suite dasm --device "$DEVICE" --cells "$CELLS" --seeds "$SEEDS" ;;
         budget) step budget 100000 bash -c budget ;;
-        *) echo "unknown step $name (choose from: tests speed paper_time cells budget)"; exit 2 ;;
+        crossarch) step crossarch 100000 "$PY" benchmarks/accuracy.py --datasets "$DATASET" --cells idc:10,dasm:10 \
+                   --seeds "$SEEDS" --device "$DEVICE" ;;
+        *) echo "unknown step $name (choose from: tests speed paper_time cells budget crossarch)"; exit 2 ;;
     esac
 done
 pack

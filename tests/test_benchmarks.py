@@ -139,6 +139,21 @@ def test_accuracy_tables_take_cells_from_the_distillation_suites_without_doublin
     assert sorted(idc10.seed) == [0, 1, 2]
 
 
+def test_accuracy_rows_from_a_gpu_stay_out_of_the_cpu_tables_and_the_readme(tmp_path, monkeypatch):
+    assert cells.table_path("accuracy", "digits", "cpu", "cuda").name == "accuracy_digits_cpu_cuda.csv"
+    on_gpu = accuracy.results_for("fashion-mnist", "cpu", "cuda")   # the committed CUDA cells
+    assert not on_gpu.empty and set(on_gpu.device) == {"cuda"}
+    assert set(accuracy.results_for("fashion-mnist", "cpu").device) == {"cpu"}
+    blocks = []
+    monkeypatch.setattr(accuracy, "ROOT", tmp_path)
+    monkeypatch.setattr(accuracy, "write_block", lambda name, text: blocks.append(name))
+    (tmp_path / "results").mkdir()
+    text = accuracy.render("cpu", ["fashion-mnist"], "cuda")
+    assert blocks == [] and (tmp_path / "results" / "accuracy_cpu_cuda.md").read_text() == text
+    accuracy.render("cpu", ["fashion-mnist"])
+    assert blocks == ["accuracy-fashion-mnist"] and (tmp_path / "results" / "accuracy_cpu.md").exists()
+
+
 def test_readme_blocks_are_rewritten_in_place_and_missing_ones_say_so(tmp_path):
     doc = tmp_path / "README.md"
     doc.write_text("intro\n<!-- t:start -->\nold\n<!-- t:end -->\nafter\n")
