@@ -28,13 +28,15 @@ def device_tag(preset: str, device: str) -> str:
     return preset if device == "cpu" else f"{preset}_{device}"
 
 
-def table_path(kind: str, dataset: str, preset: str = "cpu", device: str = "cpu") -> Path:
-    """``results/<kind>_<dataset>_<preset>[_<device>].csv``: a suite's committed result table."""
-    return ROOT / "results" / f"{kind}_{dataset}_{device_tag(preset, device)}.csv"
+def table_path(kind: str, dataset: str, preset: str = "cpu", device: str = "cpu",
+               folder: Path = ROOT / "results") -> Path:
+    """``<folder>/<kind>_<dataset>_<preset>[_<device>].csv``: a suite's result table (committed ones in results/)."""
+    return Path(folder) / f"{kind}_{dataset}_{device_tag(preset, device)}.csv"
 
 
 def distill_timing(results: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
-    """A run folder's distillation-time rows (``protocol == "distill"``; of ``seed`` if given), the last of each metric."""
+    """A run folder's distillation-time rows (``protocol == "distill"``; of ``seed`` if given), the last of
+    each metric."""
     rows = results[(results.protocol == "distill") & ((results.seed == seed) if seed is not None else True)]
     return rows.groupby("metric").tail(1)
 

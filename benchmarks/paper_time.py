@@ -18,7 +18,6 @@ and the projected hours.
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import replace
 from math import ceil
 
@@ -27,7 +26,7 @@ import torch
 
 from cells import ROOT
 from readme import write_block
-from speed import machine_name, sync
+from speed import machine_name, median_seconds
 
 from dasm.config import dasm_preset_config, preset_config, preset_protocol
 from dasm.data import load_dataset
@@ -48,7 +47,8 @@ def seconds_per_step(data, ipc: int, steps: int) -> float:
 
 
 def seconds_per_epoch(data, protocol: Protocol, n_images: int, epochs: int) -> float:
-    """Wall seconds of one epoch of ``protocol``'s training recipe on ``n_images`` images, after a warm-up epoch."""
+    """Wall seconds of one epoch of ``protocol``'s training recipe on ``n_images`` images: the median of
+    ``epochs`` epochs, after a warm-up epoch."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(n_images, data.channels, *data.im_size, generator=gen).to(data.device)
     y = torch.arange(n_images, device=data.device) % data.num_classes
@@ -56,27 +56,19 @@ def seconds_per_epoch(data, protocol: Protocol, n_images: int, epochs: int) -> f
                       **dict(protocol.net_kwargs)).to(data.device)
     augment = make_augment(data, protocol.recipe)
 
-    def train(n: int) -> None:
-        train_model(net, x, y, replace(protocol.recipe, epochs=n), augment=augment, normalize=data.normalize,
+    def epoch() -> None:
+        train_model(net, x, y, replace(protocol.recipe, epochs=1), augment=augment, normalize=data.normalize,
                     progress=False)
 
-    train(1)
-    sync(data.device)
-    t0 = time.perf_counter()
-    train(epochs)
-    sync(data.device)
-    return (time.perf_counter() - t0) / epochs
+    return median_seconds(epoch, data.device, repeats=epochs, warmup=1)
 
 
 def seconds_per_scoring(data) -> float:
     """Wall seconds of scoring every training sample (loss under one probe), after a warm-up pass."""
     net = get_network("convnet", data.channels, data.num_classes, data.im_size, width=128).to(data.device)
-    score_samples("loss", net, data.x_train[:1024], data.y_train[:1024], data.normalize)
-    sync(data.device)
-    t0 = time.perf_counter()
-    score_samples("loss", net, data.x_train, data.y_train, data.normalize)
-    sync(data.device)
-    return time.perf_counter() - t0
+    score_samples("loss", net, data.x_train[:1024], data.y_train[:1024], data.normalize)   # warm-up on a slice
+    return median_seconds(lambda: score_samples("loss", net, data.x_train, data.y_train, data.normalize),
+                          data.device, repeats=1, warmup=0)
 
 
 def project(data, ipc: int, steps: int, epochs: int) -> list[dict]:

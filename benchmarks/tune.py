@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from cells import ROOT, RUNS, device_tag, has_row
+from cells import ROOT, RUNS, device_tag, has_row, table_path
 
 from dasm.config import describe
 from dasm.data import load_dataset
@@ -116,8 +116,8 @@ def rank_variants(table: pd.DataFrame) -> pd.DataFrame:
 
 def tune_paths(results: str | Path, runs: str | Path, dataset: str, preset: str, device: str) -> tuple[Path, Path]:
     """The result table and the folder of run folders of ``dataset``'s tuning under ``preset`` on ``device``."""
-    tag = device_tag(preset, device)
-    return Path(results) / f"tune_{dataset}_{tag}.csv", Path(runs) / dataset / f"{tag}-tune"
+    runs_dir = Path(runs) / dataset / f"{device_tag(preset, device)}-tune"
+    return table_path("tune", dataset, preset, device, results), runs_dir
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
