@@ -92,3 +92,24 @@ def pool_log(scores: Tensor | None, pools: list[Tensor], k: int, policy: str, se
 def pool_dataset(data: Dataset, pools: list[Tensor]) -> Dataset:
     """``data`` seen through ``pools``: each class's index list replaced by its pool (for initialising from it)."""
     return replace(data, class_index=pools)
+
+
+def starts_by_difficulty(candidates: list[Tensor], scores: Tensor | None, class_index: list[Tensor], centre: float,
+                         need: int, generator: torch.Generator | None = None) -> tuple[list[Tensor], float | None]:
+    """Per class, the ``need`` of ``candidates`` (indices of real images) whose score ranks nearest the quantile
+    ``centre`` of the class's scores; random ones (seeded) without scores. Also returns the chosen
+    images' mean quantile (None without scores), for the segment's log.
+    """
+    picks, quantiles = [], []
+    for cand, ix in zip(candidates, class_index):
+        if len(cand) < need:
+            raise ValueError(f"{len(cand)} candidate starts left in a class, {need} needed.")
+        if scores is None:
+            order = torch.randperm(len(cand), generator=generator).to(cand.device)
+        else:
+            ranked = torch.sort(scores[ix].float()).values
+            q = torch.searchsorted(ranked, scores[cand].float().contiguous()).float() / max(len(ix) - 1, 1)
+            order = torch.argsort((q - centre).abs(), stable=True)
+            quantiles.append(q[order[:need]])
+        picks.append(cand[order[:need]])
+    return picks, float(torch.cat(quantiles).mean()) if quantiles else None

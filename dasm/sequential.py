@@ -46,15 +46,16 @@ from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, forgetting_sco
 from .distill import PARTIAL, DistillConfig, distill_segment, save_run
 from .evaluate import make_augment
 from .nets import get_network
-from .pools import POLICIES, pool_bounds, pool_dataset, pool_log, select_pools, window_bounds  # noqa: F401
+from .pools import (POLICIES, pool_bounds, pool_dataset, pool_log, select_pools, starts_by_difficulty,  # noqa: F401
+                    window_bounds)
 from .pruning import static_prune  # noqa: F401 (re-exported: the static-pruning ablation)
-from .synthetic import SyntheticSet, initial_images, initial_indices, new_synthetic_set
+from .synthetic import SyntheticSet, images_at, initial_images, initial_indices, new_synthetic_set
 from .train import Recipe, accuracy, predict, train_model
 
 FIRST_PROBES = ("none", "real")
 INIT_FROM = ("pool", "all")
 MATCH_NETS = ("fresh", "probe")
-MODES = ("own", "complement")
+MODES = ("own", "complement", "joint")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,12 @@ class DasmConfig:
     k-means centres of its starting pool, never from one an earlier segment started from; with
     ``"own"`` that k-means sees the pool alone, so overlapping pools put a segment's starts next to
     an earlier segment's; with ``"complement"`` the earlier segments' starts are fixed centres of
-    the same k-means, so the new starts cover what they leave uncovered.
+    the same k-means, so the new starts cover what they leave uncovered; with ``"joint"`` the
+    set starts where the plain base distiller does (one k-means with IPC centres a class, its seed) and
+    DASM only deals those starts to the segments: segment k takes, per class, the unused starts whose
+    difficulty under M_{k-1} ranks nearest the centre of its window (random ones without a probe), so the
+    starts are the base's and the difficulty alignment is in what each segment is matched against.
+    ``init_from`` then plays no part.
     """
 
     base: DistillConfig
@@ -221,6 +227,9 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                                                  progress=progress, width=cfg.probe_width),
                                  data.x_train, data.normalize)
     used = torch.zeros(len(data.y_train), dtype=torch.bool, device=data.device)  # real images segments began as
+    planned = None   # modes="joint": the base distiller's own starts, dealt to the segments by difficulty
+    if base.init == "modes" and cfg.modes == "joint":
+        planned = initial_indices(data, base.ipc, base.factor, "modes", base.seed, features).view(data.num_classes, -1)
     syn: SyntheticSet | None = None
     histories, logs = [], []
     stopped = False
@@ -283,20 +292,29 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         # 4. distill S_k against R_k
         seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k, lr_img=cfg.segment_lr(k))
         init_data = pool_dataset(data, pools if cfg.init_from == "pool" else data.class_index)
-        begun = covered = None   # the real images this segment starts from (init="modes"), and earlier ones'
-        if base.init == "modes":   # modes repeat from segment to segment: start each from unused images
+        begun = None   # the real images this segment starts from (init="modes")
+        if planned is not None:
+            lo, hi = pool_bounds(cfg.policy, k, cfg.segments, cfg.window)
+            picks, log["start_quantile"] = starts_by_difficulty([p[~used[p]] for p in planned], scores,
+                                                                data.class_index, (lo + hi) / 2,
+                                                                n_k * base.factor ** 2, g)
+            begun = torch.cat(picks)
+        elif base.init == "modes":   # modes repeat from segment to segment: start each from unused images
             need = n_k * base.factor ** 2
             init_data = pool_dataset(data, [ix[~used[ix]] if int((~used[ix]).sum()) >= need else ix
                                              for ix in init_data.class_index])
             covered = used.nonzero().flatten() if cfg.modes == "complement" else None
             begun = initial_indices(init_data, n_k, base.factor, base.init, seg_cfg.seed, features, covered)
+        if begun is not None:
             used[begun] = True
+            start = images_at(data, begun, n_k, base.factor)
+        else:
+            start = initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed, features)
         if k == 0:
-            syn = new_synthetic_set(init_data, n_k, base.factor, base.init, seg_cfg.seed, features,
+            syn = new_synthetic_set(init_data, n_k, base.factor, base.init, seg_cfg.seed, start=start,
                                     method="dasm", config=asdict(base))
         else:
-            syn = syn.add_segment(*initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed, features,
-                                                  covered))
+            syn = syn.add_segment(*start)
         t1 = time.perf_counter()
         net_starts = [{n: v.detach().clone() for n, v in probe.state_dict().items()}] \
             if cfg.match_net == "probe" and probe is not None else None

@@ -239,7 +239,6 @@ def initial_images(data, ipc: int, factor: int = 1, init: str = "real", seed: in
     """
     if init not in INITS:
         raise ValueError(f"Unknown init {init!r}; choose one of {', '.join(INITS)}.")
-    labels = _class_batch_labels(data.num_classes, ipc, data.device)
     if init == "noise":
         from .coreset import check_ipc  # local: coreset imports nothing from here, keep it that way
 
@@ -249,9 +248,15 @@ def initial_images(data, ipc: int, factor: int = 1, init: str = "real", seed: in
         z = torch.randn(shape, generator=g).to(data.device)
         mean = torch.tensor(data.mean, device=data.device).view(1, -1, 1, 1)
         std = torch.tensor(data.std, device=data.device).view(1, -1, 1, 1)
-        return z * std + mean, labels
-    real = data.x_train[initial_indices(data, ipc, factor, init, seed, features, covered)]
-    return pack(real, factor).clone(), labels
+        return z * std + mean, _class_batch_labels(data.num_classes, ipc, data.device)
+    return images_at(data, initial_indices(data, ipc, factor, init, seed, features, covered), ipc, factor)
+
+
+def images_at(data, indices: Tensor, ipc: int, factor: int = 1) -> tuple[Tensor, Tensor]:
+    """Starting pixels and labels of ``ipc`` stored images per class made from the real images at ``indices``
+    (grouped by class, ``ipc * factor^2`` a class; with factor > 1 each f^2 consecutive ones share an image)."""
+    labels = _class_batch_labels(data.num_classes, ipc, data.device)
+    return pack(data.x_train[indices], factor).clone(), labels
 
 
 def initial_indices(data, ipc: int, factor: int = 1, init: str = "real", seed: int = 0,
@@ -330,9 +335,11 @@ def _kmeans_nearest(feats: Tensor, k: int, g: torch.Generator, iters: int = 20,
 
 
 def new_synthetic_set(data, ipc: int, factor: int = 1, init: str = "real", seed: int = 0,
-                      features: Tensor | None = None, **meta: object) -> SyntheticSet:
-    """A one-segment set initialised with :func:`initial_images`, tagged with ``data``'s name."""
-    x, y = initial_images(data, ipc, factor, init, seed, features)
+                      features: Tensor | None = None, start: tuple[Tensor, Tensor] | None = None,
+                      **meta: object) -> SyntheticSet:
+    """A one-segment set initialised with :func:`initial_images` (or from ``start``, pixels and labels
+    already made), tagged with ``data``'s name."""
+    x, y = start if start is not None else initial_images(data, ipc, factor, init, seed, features)
     return SyntheticSet(x, y, data.num_classes, factor, meta={"dataset": data.name, "ipc": ipc, "init": init,
                                                                "seed": seed, "mean": data.mean, "std": data.std,
                                                                **meta})

@@ -258,6 +258,54 @@ def test_complement_modes_start_a_segment_where_earlier_ones_leave_the_class_unc
         DasmConfig(base, modes="cover")
 
 
+def test_starts_by_difficulty_takes_the_candidates_ranked_nearest_the_window_centre():
+    from dasm.pools import starts_by_difficulty
+
+    ix, scores = _toy_classes()                      # class 0: sample i has rank i; class 1: sample 10 + i rank 9 - i
+    cands = [torch.tensor([0, 4, 5, 9]), torch.tensor([10, 14, 15, 19])]
+    picks, q = starts_by_difficulty(cands, scores, ix, centre=1.0, need=2)
+    assert picks[0].tolist() == [9, 5] and picks[1].tolist() == [10, 14]     # the hardest two of each class
+    assert q == pytest.approx((1.0 + 5 / 9 + 1.0 + 5 / 9) / 4)
+    picks, _ = starts_by_difficulty(cands, scores, ix, centre=0.0, need=1)
+    assert [p.tolist() for p in picks] == [[0], [19]]
+    g = torch.Generator().manual_seed(0)
+    picks, q = starts_by_difficulty(cands, None, ix, centre=0.5, need=3, generator=g)   # no scores: random
+    assert q is None and all(len(p) == 3 and set(p.tolist()) <= set(c.tolist()) for p, c in zip(picks, cands))
+    with pytest.raises(ValueError, match="needed"):
+        starts_by_difficulty(cands, scores, ix, centre=0.5, need=5)
+
+
+def test_joint_modes_deal_the_base_distillers_own_starts_to_the_segments(digits, tmp_path):
+    from dasm.coreset import embed_dataset, feature_network
+    from dasm.synthetic import initial_indices
+
+    base = config_for("dsa", ipc=6, init="modes", **{**FAST, "lr_img": 1e-9})
+    feats = embed_dataset(feature_network(digits, epochs=1, width=8), digits.x_train, digits.normalize)
+    cfg = DasmConfig(base, segments=3, probe_epochs=2, probe_width=8, window=0.5, iterations_per_segment=1,
+                     joint=0.0, modes="joint")
+    syn, _, segs = dasm_distill(digits, cfg, out=tmp_path, progress=False, features=feats)
+    planned = initial_indices(digits, 6, 1, "modes", base.seed, feats)          # where plain DSA would start
+    starts = [torch.load(tmp_path / f"segment{k}" / "selection.pt", weights_only=False)["starts"] for k in range(3)]
+    assert all(len(s) == 20 for s in starts) and len(set(torch.cat(starts).tolist())) == 60
+    assert set(torch.cat(starts).tolist()) == set(planned.tolist())
+    # the middle segment takes, of each class's 4 unused starts, the 2 ranked nearest its window's centre
+    scores = torch.load(tmp_path / "segment1" / "selection.pt", weights_only=False)["scores"].to(digits.device)
+    centre = sum(pool_bounds("window", 1, 3, 0.5)) / 2
+    chosen = []
+    for c, ix in enumerate(digits.class_index):
+        ranked = torch.sort(scores[ix]).values
+        left = [i for i in planned.tolist() if digits.y_train[i] == c and i not in set(starts[0].tolist())]
+        q = {i: float(torch.searchsorted(ranked, scores[i:i + 1]).item()) / (len(ix) - 1) for i in left}
+        mine = [i for i in starts[1].tolist() if digits.y_train[i] == c]
+        worst_in, best_out = max(abs(q[i] - centre) for i in mine), min(abs(q[i] - centre) for i in left if i not in mine)
+        assert worst_in <= best_out
+        chosen += [q[i] for i in mine]
+    assert segs.start_quantile.iloc[1] == pytest.approx(sum(chosen) / len(chosen), abs=1e-5)
+    assert segs.start_quantile.isna().iloc[0]                                 # no probe before the first segment
+    a, b = syn.segments[1]                                                      # lr ~0: images are their starts
+    assert torch.allclose(syn.images[a:b], digits.x_train[starts[1]], atol=1e-4)
+
+
 def test_nodifficulty_ablation_uses_all_data(digits):
     base = config_for("dsa", ipc=2, **FAST)
     syn, _, segs = dasm_distill(digits, DasmConfig(base, segments=2, policy="none", iterations_per_segment=1),
