@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 from cells import ROOT, RUNS, device_tag, has_row, table_path
+from readme import write_block
 
 from dasm.config import describe
 from dasm.data import load_dataset
@@ -114,6 +115,22 @@ def rank_variants(table: pd.DataFrame) -> pd.DataFrame:
     return ranked.reset_index(drop=True)
 
 
+def block_name(dataset: str, method: str, ipc: int) -> str:
+    """The README block that shows the ranking of ``method``'s variants at ``ipc`` on ``dataset`` (cpu tables)."""
+    return f"tune-{dataset}-{method}-{ipc}"
+
+
+def readme_table(ranked: pd.DataFrame) -> str:
+    """Markdown of one (method, IPC)'s ranking: variant, resolved setting, validation and test accuracy, seeds."""
+    lines = ["| variant | setting | validation (%) | test (%) | seeds | best on validation |",
+             "|---|---|---|---|---|---|"]
+    for r in ranked.itertuples():
+        spread = f" ± {r.val_std:.2f}" if r.seeds > 1 else ""
+        lines.append(f"| {r.variant} | {r.setting} | {r.val_mean:.2f}{spread} | {r.test_mean:.2f} | {r.seeds} | "
+                     f"{'yes' if r.chosen else ''} |")
+    return "\n".join(lines)
+
+
 def tune_paths(results: str | Path, runs: str | Path, dataset: str, preset: str, device: str) -> tuple[Path, Path]:
     """The result table and the folder of run folders of ``dataset``'s tuning under ``preset`` on ``device``."""
     runs_dir = Path(runs) / dataset / f"{device_tag(preset, device)}-tune"
@@ -154,6 +171,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             append_results(rows.assign(variant=name, preset=args.preset, config=key, setting=setting), path)
     ranked = rank_variants(pd.read_csv(path))
     ranked = ranked[(ranked.method == args.method) & (ranked.ipc == args.ipc)].reset_index(drop=True)
+    committed = Path(args.results).resolve() == (ROOT / "results").resolve()
+    if committed and data.device.type == "cpu" and args.preset == "cpu":
+        try:   # rankings the README shows are rewritten from the committed table; others have no block
+            write_block(block_name(data.name, args.method, args.ipc),
+                        readme_table(ranked[ranked.val_fraction == args.val_fraction]))
+        except KeyError:
+            pass
     shown = [c for c in ("variant", "setting", "val_mean", "val_std", "seeds", "test_mean", "chosen") if c in ranked]
     print(ranked.round(2).to_string(index=False, columns=shown))
     print(f"\nrows in {path}; choose on val_mean, the test column only reports the choice")

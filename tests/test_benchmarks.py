@@ -222,6 +222,16 @@ def test_tune_runs_variants_on_a_held_out_split_and_resumes(tmp_path, capsys):
     assert "choose on val_mean" in out and "it2x10 lr0.01" in out
 
 
+@pytest.mark.parametrize("method", ["idc", "dasm"])
+def test_readme_tuning_blocks_match_the_committed_table(method):
+    table = pd.read_csv(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "tune_fashion-mnist_cpu.csv")
+    ranked = tune.rank_variants(table)
+    ranked = ranked[(ranked.method == method) & (ranked.ipc == 50)].reset_index(drop=True)
+    block = readme.read_block(tune.block_name("fashion-mnist", method, 50))
+    assert block == tune.readme_table(ranked) and block.count("| yes |") == 1
+    assert len(block.splitlines()) == 2 + len(ranked) >= 4
+
+
 def test_tune_keeps_each_devices_rows_and_runs_apart():
     table, runs = tune.tune_paths("res", "runs", "fashion-mnist", "cpu", "cuda")
     assert table == Path("res/tune_fashion-mnist_cpu_cuda.csv") and runs == Path("runs/fashion-mnist/cpu_cuda-tune")

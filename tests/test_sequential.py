@@ -297,8 +297,8 @@ def test_joint_modes_deal_the_base_distillers_own_starts_to_the_segments(digits,
         left = [i for i in planned.tolist() if digits.y_train[i] == c and i not in set(starts[0].tolist())]
         q = {i: float(torch.searchsorted(ranked, scores[i:i + 1]).item()) / (len(ix) - 1) for i in left}
         mine = [i for i in starts[1].tolist() if digits.y_train[i] == c]
-        worst_in, best_out = max(abs(q[i] - centre) for i in mine), min(abs(q[i] - centre) for i in left if i not in mine)
-        assert worst_in <= best_out
+        others = [abs(q[i] - centre) for i in left if i not in mine]
+        assert max(abs(q[i] - centre) for i in mine) <= min(others)
         chosen += [q[i] for i in mine]
     assert segs.start_quantile.iloc[1] == pytest.approx(sum(chosen) / len(chosen), abs=1e-5)
     assert segs.start_quantile.isna().iloc[0]                                 # no probe before the first segment
