@@ -70,7 +70,8 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     """Distill and evaluate one cell (skipping what is done) and append its rows to ``table_path``.
 
     ``elsewhere``: rows another suite already holds for the same dataset and preset; what was
-    measured there (an architecture's accuracy, the distillation time) is not measured again.
+    measured there (an architecture's accuracy, the distillation time) is not measured again:
+    a cell that lacks only its cross-architecture columns trains only those networks.
     """
     own = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(
         columns=["method", "ipc", "seed", "metric", "arch", "protocol"])
@@ -81,13 +82,12 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
         rows = full_data_run(data, Path(runs) / data.name / device_tag(preset, data.device.type) / "full",
                              seeds=[seed], progress=progress)
         return append_results(rows.assign(preset=preset, device=data.device.type), table_path)
-    archs = archs or ["convnet"]
-    if all(has_row(table, method, ipc, seed, a) for a in archs):
+    missing = [a for a in archs or ["convnet"] if not has_row(table, method, ipc, seed, a)]
+    if not missing:
         return own
     out = Path(runs) / data.name / device_tag(preset, data.device.type) / f"{method}-ipc{ipc}-seed{seed}"
     distill_run(data, method, ipc, out, preset=preset, seed=seed, progress=progress)
-    evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=archs, progress=progress)
-    evals = evals[[not has_row(table, method, ipc, seed, a) for a in evals.arch]]
+    evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=missing, progress=progress)
     timing = distill_timing(pd.read_csv(out / "results.csv"), seed)
     if not table.empty and ((table.method == method) & (table.ipc == ipc) & (table.seed == seed)
                             & (table.protocol == "distill")).any():

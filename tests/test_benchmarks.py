@@ -139,6 +139,28 @@ def test_accuracy_tables_take_cells_from_the_distillation_suites_without_doublin
     assert sorted(idc10.seed) == [0, 1, 2]
 
 
+def test_a_cell_missing_only_its_cross_architecture_columns_trains_only_those(tmp_path, monkeypatch):
+    asked = []
+
+    def evaluate_run(out, data, *, archs, seeds, **kwargs):
+        asked.append(list(archs))
+        return pd.DataFrame([dict(r, seed=seeds[0], protocol=a) for a in archs for r in _rows("idc", 10, [70.0], a)])
+
+    monkeypatch.setattr(cells, "distill_run", lambda *a, **k: None)
+    monkeypatch.setattr(cells, "distill_timing", lambda *a, **k: pd.DataFrame(columns=["metric"]))
+    monkeypatch.setattr(cells, "evaluate_run", evaluate_run)
+    (tmp_path / "digits" / "cpu" / "idc-ipc10-seed1").mkdir(parents=True)
+    pd.DataFrame(columns=["protocol", "seed", "metric"]).to_csv(
+        tmp_path / "digits" / "cpu" / "idc-ipc10-seed1" / "results.csv", index=False)
+    data = SimpleNamespace(name="digits", device=torch.device("cpu"))
+    elsewhere = pd.DataFrame(_rows("idc", 10, [80.0, 81.0]))   # ConvNet of seeds 0 and 1, from another suite
+    table = tmp_path / "accuracy.csv"
+    out = cells.run_cell(data, "idc", 10, 1, table, archs=["convnet", "mlp", "resnet18"], elsewhere=elsewhere,
+                         runs=tmp_path)
+    assert asked == [["mlp", "resnet18"]]
+    assert sorted(out.arch) == ["mlp", "resnet18"] and set(out.seed) == {1}
+
+
 def test_accuracy_rows_from_a_gpu_stay_out_of_the_cpu_tables_and_the_readme(tmp_path, monkeypatch):
     assert cells.table_path("accuracy", "digits", "cpu", "cuda").name == "accuracy_digits_cpu_cuda.csv"
     on_gpu = accuracy.results_for("fashion-mnist", "cpu", "cuda")   # the committed CUDA cells
