@@ -30,6 +30,15 @@ def _split(name: str, readme: Path) -> tuple[str, str, str]:
     return before + start, body, end + after
 
 
+def has_block(name: str, readme: Path = README) -> bool:
+    """Whether ``readme`` has block ``name`` (both markers)."""
+    try:
+        _split(name, readme)
+    except KeyError:
+        return False
+    return True
+
+
 def read_block(name: str, readme: Path = README) -> str:
     """The current text of block ``name``."""
     return _split(name, readme)[1]

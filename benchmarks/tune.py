@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 from cells import ROOT, RUNS, device_tag, has_row, table_path
-from readme import write_block
+from readme import has_block, write_block
 
 from dasm.config import describe
 from dasm.data import load_dataset
@@ -120,10 +120,15 @@ def block_name(dataset: str, method: str, ipc: int) -> str:
     return f"tune-{dataset}-{method}-{ipc}"
 
 
+def ranking(table: pd.DataFrame, method: str, ipc: int) -> pd.DataFrame:
+    """``method``'s variants at ``ipc`` in ``table``, ranked by :func:`rank_variants`."""
+    ranked = rank_variants(table)
+    return ranked[(ranked.method == method) & (ranked.ipc == ipc)].reset_index(drop=True)
+
+
 def readme_ranking(table: pd.DataFrame, method: str, ipc: int) -> pd.DataFrame:
     """The ranking a README block shows: ``method``'s variants at ``ipc`` on the standard validation split."""
-    ranked = rank_variants(table[table.val_fraction == VAL_FRACTION])
-    return ranked[(ranked.method == method) & (ranked.ipc == ipc)].reset_index(drop=True)
+    return ranking(table[table.val_fraction == VAL_FRACTION], method, ipc)
 
 
 def readme_table(ranked: pd.DataFrame) -> str:
@@ -176,15 +181,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             rows = evaluate_run(out, data, preset=args.preset, seeds=[seed], progress=progress)
             append_results(rows.assign(variant=name, preset=args.preset, config=key, setting=setting), path)
     table = pd.read_csv(path)
-    ranked = rank_variants(table)
-    ranked = ranked[(ranked.method == args.method) & (ranked.ipc == args.ipc)].reset_index(drop=True)
+    ranked = ranking(table, args.method, args.ipc)
     committed = Path(args.results).resolve() == (ROOT / "results").resolve()
-    if committed and data.device.type == "cpu" and args.preset == "cpu":
-        try:   # rankings the README shows are rewritten from the committed table; others have no block
-            write_block(block_name(data.name, args.method, args.ipc),
-                        readme_table(readme_ranking(table, args.method, args.ipc)))
-        except KeyError:
-            pass
+    block = block_name(data.name, args.method, args.ipc)
+    # rankings the README shows are rewritten from the committed table; others have no block
+    if committed and data.device.type == "cpu" and args.preset == "cpu" and has_block(block):
+        write_block(block, readme_table(readme_ranking(table, args.method, args.ipc)))
     shown = [c for c in ("variant", "setting", "val_mean", "val_std", "seeds", "test_mean", "chosen") if c in ranked]
     print(ranked.round(2).to_string(index=False, columns=shown))
     print(f"\nrows in {path}; choose on val_mean, the test column only reports the choice")

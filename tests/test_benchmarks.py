@@ -147,7 +147,6 @@ def test_a_cell_missing_only_its_cross_architecture_columns_trains_only_those(tm
         return pd.DataFrame([dict(r, seed=seeds[0], protocol=a) for a in archs for r in _rows("idc", 10, [70.0], a)])
 
     monkeypatch.setattr(cells, "distill_run", lambda *a, **k: None)
-    monkeypatch.setattr(cells, "distill_timing", lambda *a, **k: pd.DataFrame(columns=["metric"]))
     monkeypatch.setattr(cells, "evaluate_run", evaluate_run)
     (tmp_path / "digits" / "cpu" / "idc-ipc10-seed1").mkdir(parents=True)
     pd.DataFrame(columns=["protocol", "seed", "metric"]).to_csv(
@@ -190,9 +189,11 @@ def test_readme_blocks_are_rewritten_in_place_and_missing_ones_say_so(tmp_path):
     assert readme.read_block("e", doc) == ""
     readme.write_block("e", "rows", doc)
     assert doc.read_text() == "a\n<!-- e:start -->\nrows\n<!-- e:end -->\nb\n"
+    assert readme.has_block("e", doc) and not readme.has_block("other", doc)
     doc.write_text("a\n<!-- e:start -->\nno end\n")
     with pytest.raises(KeyError, match="no block 'e'"):
         readme.read_block("e", doc)
+    assert not readme.has_block("e", doc)
 
 
 def test_tune_parses_variants_and_chooses_on_validation_not_test():
