@@ -170,6 +170,8 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
     of the matching network (``cfg``'s architecture) that outer iteration ``it`` starts from,
     ``net_starts[it % len(net_starts)]``, instead of a fresh random network (DASM's probe-started
     matching, :class:`~dasm.sequential.DasmConfig`'s ``match_net``).
+    The history has one row per iteration: ``segment``, ``iteration``, mean matching ``loss``, wall
+    ``seconds`` and ``resumed`` (run by an earlier call that was interrupted; see :func:`resumed_seconds`).
     """
     device = data.device
     k_seg = train_segment % len(syn.segments)
@@ -201,7 +203,7 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
             z.copy_(state["z"])
         opt.load_state_dict(state["opt"])
         g.set_state(state["generator"])
-        start, history = state["iteration"], state["history"]
+        start, history = state["iteration"], [{**h, "resumed": True} for h in state["history"]]
 
     def current() -> SyntheticSet:
         """The set as it stands: the learned segment in pixel space, the others as they came."""
@@ -273,7 +275,7 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
                     _update_net(net, net_opt, data.normalize(data.x_train[sel]), data.y_train[sel],
                                 cfg.net_steps, cfg.batch_net, augment, g)
         log = {"segment": k_seg, "iteration": it, "loss": sum(losses) / len(losses),
-               "seconds": time.perf_counter() - t0}
+               "seconds": time.perf_counter() - t0, "resumed": False}
         history.append(log)
         bar.update(1)
         bar.set_postfix(loss=f"{log['loss']:.4g}")
@@ -305,6 +307,16 @@ def distill(data: Dataset, cfg: DistillConfig, *, out: str | os.PathLike | None 
     if out is not None:
         save_run(out, syn, history, cfg, finished=len(history) >= cfg.iterations)
     return syn, history
+
+
+def resumed_seconds(history: pd.DataFrame) -> float:
+    """Seconds of the iterations in ``history`` that earlier, interrupted calls ran (0 for a run in one go).
+
+    A resumed run's wall time counts only its own call; adding this gives the whole distillation's.
+    """
+    if "resumed" not in history:
+        return 0.0
+    return float(history.loc[history.resumed.astype(bool), "seconds"].sum())
 
 
 PARTIAL = "partial.pt"   # the set of a stopped run, next to the checkpoint it resumes from

@@ -20,7 +20,7 @@ import pandas as pd
 from .config import dasm_preset_config, preset_config, preset_protocol, reference_size
 from .coreset import CORESET_METHODS, cached_features, select_coreset
 from .data import Dataset
-from .distill import METHODS, DistillConfig, distill
+from .distill import METHODS, DistillConfig, distill, resumed_seconds
 from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set
 from .published import import_published
 from .pruning import static_prune
@@ -101,6 +101,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
             return SyntheticSet.load(done, device=data.device)
         raise ValueError(f"{out} already holds a different run; choose another --out or delete it.")
     t0 = time.perf_counter()
+    earlier = 0.0   # what interrupted calls before this one spent on the run's iterations
     if method in CORESET_METHODS:
         features = None if method == "random" else cached_features(
             data, out.parent / "features", width=settings["feature_width"], epochs=settings["feature_epochs"],
@@ -124,12 +125,14 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
             syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
                                      should_stop=should_stop, on_segment=on_segment, features=features)
         elif method == "static-prune":
-            syn, _, _ = static_prune(data, cfg, drop=settings["drop"], reference_epochs=settings["reference_epochs"],
-                                     reference_width=settings["reference_width"], out=out, progress=progress,
-                                     callback=callback, should_stop=should_stop, features=features)
+            syn, hist, _ = static_prune(data, cfg, drop=settings["drop"], reference_epochs=settings["reference_epochs"],
+                                        reference_width=settings["reference_width"], out=out, progress=progress,
+                                        callback=callback, should_stop=should_stop, features=features)
+            earlier = resumed_seconds(hist)
         else:
-            syn, _ = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop,
-                             features=features)
+            syn, hist = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop,
+                                features=features)
+            earlier = resumed_seconds(hist)
         if not done.exists():   # stopped early: partial.pt + checkpoints; the next call resumes
             return syn
         syn.meta["preset"] = preset
@@ -137,7 +140,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         syn.save(done)
         if method == "static-prune" or data.val_split is not None:  # settings beyond the base config
             (out / "config.json").write_text(json.dumps(settings, indent=2))
-    timing = {"seconds": time.perf_counter() - t0}
+    timing = {"seconds": time.perf_counter() - t0 + earlier}
     if method in ("dasm", "dasm-nodifficulty"):   # summed over segments, so a resumed run counts them all
         logs = syn.meta.get("segment_logs", [])
         seconds = sum(float(log["seconds"]) for log in logs)

@@ -43,7 +43,7 @@ from .coreset import embed_dataset, feature_network
 from .data import Dataset
 from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, forgetting_scores, reference_network,
                          score_samples, scores_from_logits)
-from .distill import PARTIAL, DistillConfig, distill_segment, save_run
+from .distill import PARTIAL, DistillConfig, distill_segment, resumed_seconds, save_run
 from .evaluate import make_augment
 from .nets import get_network
 from .pools import (POLICIES, pool_bounds, pool_dataset, pool_log, select_pools, starts_by_difficulty,  # noqa: F401
@@ -321,8 +321,9 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         syn, hist = distill_segment(data, syn, seg_cfg, train_segment=k, pools=pools, out=seg_dir,
                                     progress=progress, desc=f"dasm segment {k + 1}/{cfg.segments}",
                                     callback=callback, should_stop=should_stop, net_starts=net_starts)
-        log.update(lr_img=seg_cfg.lr_img, distill_seconds=time.perf_counter() - t1,
-                   final_loss=float(hist.loss.iloc[-1]), seconds=time.perf_counter() - t0)
+        earlier = resumed_seconds(hist)   # iterations an interrupted earlier call ran
+        log.update(lr_img=seg_cfg.lr_img, distill_seconds=time.perf_counter() - t1 + earlier,
+                   final_loss=float(hist.loss.iloc[-1]), seconds=time.perf_counter() - t0 + earlier)
         histories.append(hist)
         logs.append(log)
         syn.meta.update(method=_method_name(cfg), base_method=base.method, dasm=config_dict(cfg), segment_logs=logs,
@@ -386,7 +387,7 @@ def _joint_pass(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, *, out: Path 
                                   callback=relabel if callback is not None else None, should_stop=should_stop)
     hist["segment"] = k
     joined = replace(whole, segments=list(syn.segments), meta=dict(syn.meta))
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0 + resumed_seconds(hist)
     log = {"segment": k, "stage": "joint", "ipc": cfg.base.ipc, "pool_size": len(data.y_train),
            "quantile_lo": 0.0, "quantile_hi": 1.0, "lr_img": jcfg.lr_img, "probe_seconds": 0.0,
            "distill_seconds": seconds, "final_loss": float(hist.loss.iloc[-1]), "seconds": seconds}

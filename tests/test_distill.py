@@ -8,7 +8,8 @@ import torch
 
 from dasm.config import preset_config, preset_protocol
 from dasm.coreset import random_indices
-from dasm.distill import DistillationDivergedError, DistillConfig, config_for, distill, distill_segment
+from dasm.distill import (DistillationDivergedError, DistillConfig, config_for, distill, distill_segment,
+                          resumed_seconds)
 from dasm.evaluate import Protocol, train_and_test
 from dasm.nets import get_network
 from dasm.runs import distill_run, evaluate_run
@@ -65,6 +66,19 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(digits, tmp_path):
     assert hist.loss.tolist() == pytest.approx(ref_hist.loss.tolist())
     with pytest.raises(ValueError, match="different run"):
         distill(digits, replace(cfg, lr_img=0.5), out=tmp_path, progress=False)
+
+
+def test_a_resumed_run_reports_the_time_of_every_call(digits, tmp_path):
+    out, calls = tmp_path / "idc", []
+    kw = dict(progress=False, iterations=6, width=16, match_steps=3, net_steps=1, batch_real=16, checkpoint_every=1)
+    distill_run(digits, "idc", 1, out, callback=calls.append, should_stop=lambda: len(calls) >= 5, **kw)
+    assert not (out / "results.csv").exists()   # an interrupted call records no time
+    distill_run(digits, "idc", 1, out, **kw)    # runs the last iteration only
+    hist = pd.read_csv(out / "history.csv")
+    assert hist.resumed.tolist() == [True] * 5 + [False]
+    assert resumed_seconds(hist) == pytest.approx(hist.seconds.head(5).sum())
+    seconds = pd.read_csv(out / "results.csv").query("metric == 'seconds'").value.item()
+    assert seconds >= hist.seconds.sum()   # not just the second call's wall time
 
 
 def test_seeded_runs_are_reproducible(digits):

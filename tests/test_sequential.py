@@ -104,6 +104,18 @@ def test_segments_freeze_log_and_resume(digits, tmp_path):
         dasm_distill(digits, replace(cfg, window=0.3), out=tmp_path, progress=False)
 
 
+def test_a_segment_resumed_half_way_logs_the_time_of_both_calls(digits, tmp_path):
+    cfg = DasmConfig(config_for("dsa", ipc=2, **FAST), segments=2, probe_epochs=2, iterations_per_segment=4,
+                     joint=0.0)
+    calls = []
+    dasm_distill(digits, cfg, out=tmp_path, progress=False, callback=calls.append,
+                 should_stop=lambda: len(calls) >= 7)   # segment 2 stops after 3 of its 4 iterations
+    _, hist, segs = dasm_distill(digits, cfg, out=tmp_path, progress=False)
+    second = hist[hist.segment == 1]
+    assert second.resumed.tolist() == [True] * 3 + [False]
+    assert segs.distill_seconds.iloc[1] >= second.seconds.sum()
+
+
 def test_scale_lr_gives_each_segment_the_plain_distillers_rate(digits):
     base = config_for("dsa", ipc=6, lr_img=0.1, **{k: v for k, v in FAST.items() if k != "iterations"},
                       iterations=2)
