@@ -10,6 +10,7 @@ distillation checkpoints, so even a cell cut off half-way resumes.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -66,12 +67,15 @@ def has_row(table: pd.DataFrame, method: str, ipc: int | None, seed: int, arch: 
 
 def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, *, preset: str = "cpu",
              archs: list[str] | None = None, runs: Path = RUNS, progress: bool = True,
-             elsewhere: pd.DataFrame | None = None) -> pd.DataFrame:
+             elsewhere: pd.DataFrame | None = None, deadline: float | None = None) -> pd.DataFrame:
     """Distill and evaluate one cell (skipping what is done) and append its rows to ``table_path``.
 
     ``elsewhere``: rows another suite already holds for the same dataset and preset; what was
     measured there (an architecture's accuracy, the distillation time) is not measured again:
     a cell that lacks only its cross-architecture columns trains only those networks.
+    ``deadline`` (a ``time.monotonic()`` value): the distillation stops at the first iteration
+    boundary after it, checkpointed, and the cell adds no rows; the next call resumes it. This is
+    how a paper-preset cell spans many short device leases.
     """
     own = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(
         columns=["method", "ipc", "seed", "metric", "arch", "protocol"])
@@ -86,7 +90,11 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     if not missing:
         return own
     out = Path(runs) / data.name / device_tag(preset, data.device.type) / f"{method}-ipc{ipc}-seed{seed}"
-    distill_run(data, method, ipc, out, preset=preset, seed=seed, progress=progress)
+    stop = (lambda: time.monotonic() > deadline) if deadline is not None else None
+    distill_run(data, method, ipc, out, preset=preset, seed=seed, progress=progress, should_stop=stop)
+    if not (out / "synthetic.pt").exists():
+        print(f"{out.name}: stopped at the deadline, checkpointed; run again to resume", flush=True)
+        return own
     evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=missing, progress=progress)
     timing = distill_timing(pd.read_csv(out / "results.csv"), seed)
     if not table.empty and ((table.method == method) & (table.ipc == ipc) & (table.seed == seed)

@@ -13,7 +13,11 @@ the result table are skipped: rerun the same command to continue after an interr
     python benchmarks/distill.py --suite engine          # hours on a 2-core CPU
     python benchmarks/distill.py --suite dasm --seeds 0  # one seed of the DASM suite
     python benchmarks/distill.py --cells idc:10          # one method/IPC, every seed
-    python benchmarks/distill.py --device cuda --preset paper
+    python benchmarks/distill.py --device cuda --preset paper --cells idc:10 --seeds 0 --stop-after 8
+
+--stop-after M ends the distillation after M minutes at an iteration boundary, checkpointed (a
+paper-preset cell is hours of GPU time; run the same command again, on the same run folders, to
+go on; benchmarks/gpu_check.sh carries them from one device lease to the next).
 
 Writes benchmarks/results/<suite>_<dataset>_<preset>.csv (`..._<preset>_cuda.csv` for runs on a GPU;
 tidy rows as `dasm evaluate` writes them,
@@ -25,6 +29,7 @@ per IPC, from all suites' rows.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -133,14 +138,21 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", default=str(RUNS), help="run folders")
+    p.add_argument("--stop-after", type=float, metavar="MINUTES",
+                   help="stop distilling after this many minutes, checkpointed (the next run resumes)")
     args = p.parse_args()
+    deadline = time.monotonic() + 60 * args.stop_after if args.stop_after is not None else None
     data = load_dataset(args.dataset, device=resolve_device(args.device))
     device = data.device.type
     table = table_path(args.suite, data.name, args.preset, device)
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method, ipc in parse_cells(args.cells or SUITES[args.suite]):
-            done = run_cell(data, method, ipc, seed, table, preset=args.preset, runs=args.runs)
-            print(summarize(done).to_string(index=False), flush=True)
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"--stop-after {args.stop_after:g} min reached: the remaining cells wait for the next run")
+                return
+            done = run_cell(data, method, ipc, seed, table, preset=args.preset, runs=args.runs, deadline=deadline)
+            if not done.empty:
+                print(summarize(done).to_string(index=False), flush=True)
             if (data.name, args.preset, device) == ("fashion-mnist", "cpu", "cpu"):
                 write_block("distill", readme_table(suite_tables()))
             elif (data.name, args.preset, device) == ("fashion-mnist", "cpu", "cuda"):

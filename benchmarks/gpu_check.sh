@@ -5,6 +5,7 @@
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh            # on a machine with a GPU and PyTorch
 #   TOTAL=300 CELLS=idc:10 bash benchmarks/gpu_check.sh  # a shorter budget, other cells
 #   STEPS=budget BUDGETS="100 300" bash benchmarks/gpu_check.sh
+#   STEPS=paper PAPER_CELLS=idc:10 bash benchmarks/gpu_check.sh   # a paper-preset cell, one lease at a time
 #
 # STEPS picks and orders the steps (default: tests speed paper_time cells budget). `budget` asks
 # whether DASM's gain over IDC at IPC 50 grows with the number of matching steps, the question
@@ -14,6 +15,13 @@
 # an H200, plus a minute of evaluation each. `crossarch` (not run by default) evaluates IDC and
 # DASM at IPC 10 on ConvNet, MLP, LeNet and ResNet-18 (accuracy_<dataset>_cpu_cuda.csv), which
 # takes about 42 min an evaluation for ResNet-18 on 2 CPU cores.
+#
+# `paper` (not run by default) distills PAPER_CELLS with the paper preset (hours of GPU time a
+# cell) for what is left of TOTAL, stopping cleanly at an iteration boundary before the limit
+# (`distill.py --stop-after`). Its run folders, checkpoints included, come back as
+# $OUT/paper-runs.tar.gz; put that file at data/paper-runs.tar.gz (and carry it to the next
+# lease) and this script unpacks it first, so the cells go on where the last lease stopped and
+# their rows land in dasm_<dataset>_paper_cuda.csv once a cell is done.
 #
 # Runs with the machine's python3 (PYTHON=...) from the repository root; Fashion-MNIST's IDX
 # files must be under data/fashion-mnist (or $DASM_DATA). Every step has a time limit taken
@@ -32,6 +40,8 @@ SEEDS=${SEEDS:-0}
 STEPS=${STEPS:-tests speed paper_time cells budget}
 BUDGETS=${BUDGETS:-100 300}
 DATASET=${DATASET:-fashion-mnist}
+PAPER_CELLS=${PAPER_CELLS:-idc:10}
+PAPER_RUNS=data/runs/bench/$DATASET/paper$([ "$DEVICE" = cpu ] || echo "_$DEVICE")   # cells.device_tag
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 export DASM_DATA=${DASM_DATA:-$PWD/data}
 LOGS=$(mktemp -d)   # archived, not returned one by one
@@ -40,11 +50,21 @@ start=$SECONDS
 
 pack() {   # a lease returns few, small files: the result tables as they are, the rest in one archive
     mkdir -p "$OUT/results"
-    cp benchmarks/results/*_"$DEVICE".csv "$OUT/results/" 2>/dev/null   # at most 6 tables: 8 files come back
+    # the tables this run wrote (at most 6: 8 files come back, with the two archives)
+    find benchmarks/results -maxdepth 1 -name "*_$DEVICE.csv" -newer "$LOGS/env.log" -exec cp {} "$OUT/results/" \;
     tar -czf "$OUT/gpu-check.tar.gz.tmp" -C "$LOGS" . -C "$PWD" $(ls benchmarks/results/*_"$DEVICE".png 2>/dev/null) \
         $(find data/runs/bench \( -path '*features*' -o -path '*/segment*' -o -path '*/joint' \) -prune -o \
             \( -name '*.csv' -o -name synthetic.pt \) -print 2>/dev/null)
     mv "$OUT/gpu-check.tar.gz.tmp" "$OUT/gpu-check.tar.gz"
+    if [ -d "$PAPER_RUNS" ]; then   # whole run folders, checkpoints too: the next lease resumes from them
+        tar -czf "$OUT/paper-runs.tar.gz.tmp" --exclude='*.png' "$PAPER_RUNS"
+        mv "$OUT/paper-runs.tar.gz.tmp" "$OUT/paper-runs.tar.gz"
+    fi
+}
+
+paper() {   # the paper-preset cells, stopping (checkpointed) 90 s before the step's limit (STEP_LIMIT, from step)
+    "$PY" benchmarks/distill.py --suite dasm --preset paper --device "$DEVICE" --dataset "$DATASET" \
+        --cells "$PAPER_CELLS" --seeds "$SEEDS" --stop-after "$(awk "BEGIN { print ($STEP_LIMIT - 90) / 60 }")"
 }
 
 budget() {   # IDC and DASM at IPC 50 on DATASET, per matching budget in BUDGETS (exported: timeout runs it)
@@ -57,8 +77,8 @@ budget() {   # IDC and DASM at IPC 50 on DATASET, per matching budget in BUDGETS
     done
 }
 
-export -f budget
-export PY DEVICE BUDGETS SEEDS DATASET
+export -f budget paper
+export PY DEVICE BUDGETS SEEDS DATASET PAPER_CELLS
 
 step() {   # step NAME LIMIT COMMAND...: run with min(LIMIT, time left - 20 s), log to NAME.log
     local name=$1 limit=$2; shift 2
@@ -67,12 +87,15 @@ step() {   # step NAME LIMIT COMMAND...: run with min(LIMIT, time left - 20 s), 
     if ((limit < 10)); then echo "== $name skipped: out of time"; return; fi
     echo "== $name (limit ${limit} s)"
     local t0=$SECONDS
-    timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
+    STEP_LIMIT=$limit timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
     echo "   rc=$? after $((SECONDS - t0)) s"
     tail -n 12 "$LOGS/$name.log"
     pack
 }
 
+if [ -f data/paper-runs.tar.gz ]; then   # an earlier lease's paper-preset runs, carried back
+    tar -xzf data/paper-runs.tar.gz && echo "resuming the paper runs in data/paper-runs.tar.gz"
+fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || true
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$LOGS/env.log"
 for name in $STEPS; do
@@ -82,9 +105,10 @@ for name in $STEPS; do
         paper_time) step paper_time 120 "$PY" benchmarks/paper_time.py --device "$DEVICE" ;;
         cells) step cells 100000 "$PY" benchmarks/distill.py --suite dasm --device "$DEVICE" --cells "$CELLS" --seeds "$SEEDS" ;;
         budget) step budget 100000 bash -c budget ;;
+        paper) step paper 100000 bash -c paper ;;
         crossarch) step crossarch 100000 "$PY" benchmarks/accuracy.py --datasets "$DATASET" --cells idc:10,dasm:10 \
                    --seeds "$SEEDS" --device "$DEVICE" ;;
-        *) echo "unknown step $name (choose from: tests speed paper_time cells budget crossarch)"; exit 2 ;;
+        *) echo "unknown step $name (choose from: tests speed paper_time cells budget crossarch paper)"; exit 2 ;;
     esac
 done
 pack

@@ -1,6 +1,7 @@
 """The benchmark scripts' table logic (the suites themselves are run on purpose, not in tests)."""
 
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -158,6 +159,17 @@ def test_a_cell_missing_only_its_cross_architecture_columns_trains_only_those(tm
                          runs=tmp_path)
     assert asked == [["mlp", "resnet18"]]
     assert sorted(out.arch) == ["mlp", "resnet18"] and set(out.seed) == {1}
+
+
+def test_a_cell_past_its_deadline_keeps_its_checkpoint_and_adds_no_rows(digits, tmp_path, monkeypatch):
+    evaluated = []
+    monkeypatch.setattr(cells, "evaluate_run", lambda *a, **k: evaluated.append(a))
+    table = tmp_path / "dasm.csv"
+    out = cells.run_cell(digits, "idc", 1, 0, table, runs=tmp_path, progress=False, deadline=time.monotonic())
+    run = tmp_path / "digits" / "cpu" / "idc-ipc1-seed0"
+    assert out.empty and not table.exists() and evaluated == []
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["iteration"] == 1   # stopped after one iteration
+    assert (run / "partial.pt").exists() and not (run / "synthetic.pt").exists()
 
 
 def test_accuracy_rows_from_a_gpu_stay_out_of_the_cpu_tables_and_the_readme(tmp_path, monkeypatch):
