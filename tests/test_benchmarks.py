@@ -149,9 +149,10 @@ def test_a_cell_missing_only_its_cross_architecture_columns_trains_only_those(tm
 
     monkeypatch.setattr(cells, "distill_run", lambda *a, **k: None)
     monkeypatch.setattr(cells, "evaluate_run", evaluate_run)
-    (tmp_path / "digits" / "cpu" / "idc-ipc10-seed1").mkdir(parents=True)
-    pd.DataFrame(columns=["protocol", "seed", "metric"]).to_csv(
-        tmp_path / "digits" / "cpu" / "idc-ipc10-seed1" / "results.csv", index=False)
+    run = tmp_path / "digits" / "cpu" / "idc-ipc10-seed1"   # a finished distillation, as the stub stands for
+    run.mkdir(parents=True)
+    (run / "synthetic.pt").touch()
+    pd.DataFrame(columns=["protocol", "seed", "metric"]).to_csv(run / "results.csv", index=False)
     data = SimpleNamespace(name="digits", device=torch.device("cpu"))
     elsewhere = pd.DataFrame(_rows("idc", 10, [80.0, 81.0]))   # ConvNet of seeds 0 and 1, from another suite
     table = tmp_path / "accuracy.csv"
