@@ -316,7 +316,7 @@ def resumed_seconds(history: pd.DataFrame) -> float:
     """
     if "resumed" not in history:
         return 0.0
-    return float(history.loc[history.resumed.astype(bool), "seconds"].sum())
+    return float(history.loc[history.resumed.eq(True), "seconds"].sum())   # a row without the flag: not resumed
 
 
 PARTIAL = "partial.pt"   # the set of a stopped run, next to the checkpoint it resumes from

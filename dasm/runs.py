@@ -124,14 +124,15 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         if method in ("dasm", "dasm-nodifficulty"):
             syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
                                      should_stop=should_stop, on_segment=on_segment, features=features)
-        elif method == "static-prune":
-            syn, hist, _ = static_prune(data, cfg, drop=settings["drop"], reference_epochs=settings["reference_epochs"],
-                                        reference_width=settings["reference_width"], out=out, progress=progress,
-                                        callback=callback, should_stop=should_stop, features=features)
-            earlier = resumed_seconds(hist)
         else:
-            syn, hist = distill(data, cfg, out=out, progress=progress, callback=callback, should_stop=should_stop,
-                                features=features)
+            if method == "static-prune":
+                syn, hist, _ = static_prune(data, cfg, drop=settings["drop"],
+                                            reference_epochs=settings["reference_epochs"],
+                                            reference_width=settings["reference_width"], out=out, progress=progress,
+                                            callback=callback, should_stop=should_stop, features=features)
+            else:
+                syn, hist = distill(data, cfg, out=out, progress=progress, callback=callback,
+                                    should_stop=should_stop, features=features)
             earlier = resumed_seconds(hist)
         if not done.exists():   # stopped early: partial.pt + checkpoints; the next call resumes
             return syn
