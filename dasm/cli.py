@@ -272,9 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what segment k's matching networks start from: fresh random networks as in the base "
                         "distiller (default) or the probe trained on the earlier segments")
     g.add_argument("--modes", choices=MODES,
-                   help="with init modes: a segment's k-means over its starting pool alone (own, default), with "
-                        "the earlier segments' starts as fixed centres, so it covers what they leave (complement), "
-                        "or the base distiller's own starts dealt to the segments by difficulty (joint)")
+                   help="with init modes: a segment's k-means over its starting pool alone (own), with the earlier "
+                        "segments' starts as fixed centres, so it covers what they leave (complement), or the base "
+                        "distiller's own starts dealt to the segments by difficulty (joint; the cpu preset's default "
+                        "on a modes base, own elsewhere)")
     g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="hold out this fraction of each class as a validation split: the distiller never sees "

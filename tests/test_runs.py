@@ -105,8 +105,11 @@ def test_modes_init_runs_in_the_preset_networks_embedding(digits, tmp_path):
     assert len(list((tmp_path / "features").glob("digits-*.pt"))) == 1   # the same embedding, cached
 
 
-def test_dasm_on_a_modes_base_takes_its_pools_modes():
-    # CPU_EVIDENCE "fashion-mnist-dasm-ipc50-modes": above IPC 10 the base starts from modes
+def test_dasm_on_a_modes_base_deals_the_bases_own_modes():
+    # CPU_EVIDENCE "fashion-mnist-dasm-ipc50-joint": above IPC 10 the base starts from modes, and DASM
+    # starts at those same modes, dealt to its segments by difficulty
     fifty, ten = dasm_preset_config("cpu", "fashion-mnist", 50), dasm_preset_config("cpu", "fashion-mnist", 10)
-    assert (fifty.base.init, fifty.init_from) == ("modes", "pool") and (ten.base.init, ten.init_from) == ("mix", "all")
+    assert (fifty.base.init, fifty.init_from, fifty.modes) == ("modes", "pool", "joint")
+    assert (ten.base.init, ten.init_from, ten.modes) == ("mix", "all", "own")
+    assert dasm_preset_config("cpu", "fashion-mnist", 50, modes="own").modes == "own"
     assert dasm_preset_config("cpu", "fashion-mnist", 50, init_from="all").init_from == "all"
