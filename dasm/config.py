@@ -198,8 +198,8 @@ def dasm_preset_config(preset: str, dataset: str, ipc: int, base: str = "idc", *
         # on a base that starts from k-means modes, the set starts at the base's own modes, dealt to
         # the segments by the probe's loss (CPU_EVIDENCE "fashion-mnist-dasm-ipc50-joint"; before it,
         # each segment took the modes of its own pool: "fashion-mnist-dasm-ipc50-modes")
-        pool = {"init_from": "pool", "modes": "joint"} if base_cfg.init == "modes" else {}
-        dasm_over = {"probe_epochs": 100, "probe_width": 32, "reference_epochs": 5, **pool, **dasm_over}
+        starts = {"init_from": "pool", "modes": "joint"} if base_cfg.init == "modes" else {}
+        dasm_over = {"probe_epochs": 100, "probe_width": 32, "reference_epochs": 5, **starts, **dasm_over}
     if dasm_over.get("match_net") == "probe" and "probe_width" not in overrides:
         dasm_over["probe_width"] = base_cfg.width   # the probes ARE the matching networks' starts
     return DasmConfig(base_cfg, **dasm_over)
