@@ -216,7 +216,7 @@ def preset_protocol(preset: str, dataset: str, method: str = "idc", **recipe_ove
     """The evaluation protocol that goes with ``preset`` (IDC's lr schedule for IDC/DASM, DC's otherwise)."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    base = PROTOCOLS["idc" if method in ("idc", "dasm", "dasm-nodifficulty", "static-prune") else "dc"]
+    base = PROTOCOLS["idc" if method in ("idc", "idc-starts", "dasm", "dasm-nodifficulty", "static-prune") else "dc"]
     recipe = base.recipe
     if preset == "cpu":
         recipe = replace(recipe, epochs=300)

@@ -302,6 +302,7 @@ def distill(data: Dataset, cfg: DistillConfig, *, out: str | os.PathLike | None 
     """
     syn = new_synthetic_set(data, cfg.ipc, cfg.factor, cfg.init, cfg.seed, features,
                             method=cfg.method, config=asdict(cfg))
+    save_starts(out, syn)
     syn, history = distill_segment(data, syn, cfg, out=out, progress=progress, callback=callback,
                                    should_stop=should_stop)
     if out is not None:
@@ -320,6 +321,13 @@ def resumed_seconds(history: pd.DataFrame) -> float:
 
 
 PARTIAL = "partial.pt"   # the set of a stopped run, next to the checkpoint it resumes from
+STARTS = "starts.pt"     # the set as it was before any matching (how far matching moved it: dasm.analysis.regime)
+
+
+def save_starts(out: str | os.PathLike | None, syn: SyntheticSet) -> None:
+    """Keep ``syn``, the set before matching, as ``out/starts.pt`` (once: a resumed run keeps the first)."""
+    if out is not None and not (Path(out) / STARTS).exists():
+        syn.save(Path(out) / STARTS, png=False)
 
 
 def save_run(out: str | os.PathLike, syn: SyntheticSet, history: pd.DataFrame, cfg: DistillConfig,

@@ -9,6 +9,7 @@ to choose anything.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from dataclasses import dataclass, field, replace
@@ -23,9 +24,9 @@ from . import __version__
 from .augment import DSA
 from .data import Dataset
 from .device import seed_everything
-from .files import locked
+from .files import locked, save_atomic
 from .nets import get_network
-from .train import Recipe, accuracy, train_model
+from .train import Recipe, predict, train_model
 
 RESULT_COLUMNS = ["dataset", "method", "ipc", "seed", "arch", "metric", "value", "protocol", "device"]
 
@@ -79,12 +80,15 @@ def make_augment(data: Dataset, recipe: Recipe) -> DSA | None:
 
 def train_and_test(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed: int = 0, *,
                    checkpoint: str | os.PathLike | None = None, progress: bool = True,
-                   desc: str | None = None) -> dict[str, float]:
+                   desc: str | None = None, keep: str | os.PathLike | None = None,
+                   keep_train: bool = False, keep_info: dict | None = None) -> dict[str, float]:
     """Train a fresh ``protocol.arch`` (seeded) on ``(x, y)`` and measure it on the test split.
 
     Returns ``test_acc`` (percent, last epoch), ``train_acc``, ``val_acc`` when the dataset
     has a validation split, and ``seconds`` of training (summed over epochs, so a run resumed from
-    ``checkpoint`` counts the epochs it did before the interruption too).
+    ``checkpoint`` counts the epochs it did before the interruption too). With ``keep``, the
+    network's per-sample predictions are saved there with ``keep_info`` (see :func:`save_predictions`;
+    with ``keep_train`` also on the training set, and the network's weights).
     """
     if x.shape[1:] != data.x_train.shape[1:]:
         raise ValueError(f"Images have shape {tuple(x.shape[1:])} but {data.name} expects "
@@ -96,22 +100,67 @@ def train_and_test(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed
                        normalize=data.normalize, augment=make_augment(data, protocol.recipe),
                        generator=g, checkpoint=checkpoint, progress=progress,
                        desc=desc or f"{protocol.arch} seed {seed}")
-    out = {"test_acc": accuracy(net, data.x_test, data.y_test, data.normalize),
+    logits = {"test": predict(net, data.x_test, data.normalize)}
+    if data.x_val is not None:
+        logits["val"] = predict(net, data.x_val, data.normalize)
+    if keep_train:
+        logits["train"] = predict(net, data.x_train, data.normalize)
+    out = {"test_acc": _percent_right(logits["test"], data.y_test),
            "train_acc": logs[-1]["train_acc"],
            "seconds": sum(log["seconds"] for log in logs)}
     if data.x_val is not None:
-        out["val_acc"] = accuracy(net, data.x_val, data.y_val, data.normalize)
+        out["val_acc"] = _percent_right(logits["val"], data.y_val)
+    if keep is not None:
+        save_predictions(keep, logits, protocol=protocol.id, seed=seed, dataset=data.name,
+                         val_split=data.val_split, net=net.state_dict() if keep_train else None,
+                         **(keep_info or {}))
     return out
+
+
+def _percent_right(logits: Tensor, y: Tensor) -> float:
+    return 100.0 * (logits.argmax(1) == y).float().mean().item()
+
+
+# ---------------------------------------------------------------------------------------
+# Per-sample predictions: every evaluation keeps its network's logits, so diagnoses that look
+# at which samples a network gets right (accuracy by difficulty) never train it again.
+# ---------------------------------------------------------------------------------------
+
+def predictions_file(folder: str | os.PathLike, method: str, ipc: int, protocol: Protocol | str, seed: int) -> Path:
+    """Where the predictions of one evaluation live: ``<folder>/<method>-ipc<ipc>-<arch>-seed<seed>-<hash>.pt``,
+    the hash naming the whole protocol (recipe and network)."""
+    pid = protocol.id if isinstance(protocol, Protocol) else protocol
+    arch = pid.split("/")[0]
+    return Path(folder) / f"{method}-ipc{ipc}-{arch}-seed{seed}-{hashlib.sha1(pid.encode()).hexdigest()[:8]}.pt"
+
+
+def save_predictions(path: str | os.PathLike, logits: dict[str, Tensor], **info: object) -> Path:
+    """Save per-split logits (float16, on the CPU: 10,000 test images x 10 classes is 200 kB) with ``info``."""
+    state = {"logits": {k: v.detach().to("cpu", torch.float16) for k, v in logits.items()},
+             **{k: v for k, v in info.items() if v is not None}}
+    return save_atomic(state, path)
+
+
+def load_predictions(path: str | os.PathLike) -> dict:
+    """What :func:`save_predictions` wrote: ``logits`` per split (float32) and the run's ``protocol``, ``seed``, ..."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "logits" not in state:
+        raise ValueError(f"{path} holds no saved predictions (expected a file written by dasm.evaluate).")
+    state["logits"] = {k: v.float() for k, v in state["logits"].items()}
+    return state
 
 
 def evaluate_set(data: Dataset, x: Tensor, y: Tensor, *, method: str, ipc: int,
                  protocol: Protocol | None = None, seeds: Iterable[int] = (0, 1, 2),
                  archs: Iterable[str] | None = None, progress: bool = True,
-                 checkpoint_dir: str | os.PathLike | None = None, **extra: object) -> pd.DataFrame:
+                 checkpoint_dir: str | os.PathLike | None = None,
+                 predictions_dir: str | os.PathLike | None = None, keep_train: bool = False,
+                 **extra: object) -> pd.DataFrame:
     """Evaluate a (synthetic or coreset) set under ``protocol`` for every seed and architecture.
 
     Returns a tidy table, one row per (arch, seed, metric), with the columns of
-    :data:`RESULT_COLUMNS` plus ``extra`` (e.g. ``segments=5``) as constant columns.
+    :data:`RESULT_COLUMNS` plus ``extra`` (e.g. ``segments=5``) as constant columns. With
+    ``predictions_dir``, each network's per-sample logits are kept there (:func:`predictions_file`).
     """
     protocol = protocol or PROTOCOLS["dc"]
     seeds = list(seeds)
@@ -125,8 +174,10 @@ def evaluate_set(data: Dataset, x: Tensor, y: Tensor, *, method: str, ipc: int,
             if checkpoint_dir is not None:
                 Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
                 ckpt = Path(checkpoint_dir) / f"{method}-ipc{ipc}-{arch}-seed{seed}.ckpt"
+            keep = predictions_file(predictions_dir, method, ipc, proto, seed) if predictions_dir is not None else None
             res = train_and_test(data, x, y, proto, seed, checkpoint=ckpt, progress=progress,
-                                 desc=f"{method} ipc{ipc} {arch} s{seed}")
+                                 desc=f"{method} ipc{ipc} {arch} s{seed}", keep=keep, keep_train=keep_train,
+                                 keep_info={"method": method, "ipc": ipc, "arch": arch})
             for metric, value in res.items():
                 rows.append({"dataset": data.name, "method": method, "ipc": ipc, "seed": seed,
                              "arch": arch, "metric": metric, "value": value, "protocol": proto.id,

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .data import Dataset
 from .difficulty import forgetting_scores, reference_network, score_samples
-from .distill import DistillConfig, distill_segment, save_run
+from .distill import DistillConfig, distill_segment, save_run, save_starts
 from .pools import pool_dataset
 from .synthetic import SyntheticSet, new_synthetic_set
 
@@ -54,6 +54,7 @@ def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score
                             method="static-prune",
                             base_method=base.method,
                             config=asdict(base), prune={"drop": drop, "score": score})
+    save_starts(out, syn)
     syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress, callback=callback,
                                 should_stop=should_stop)
     if out is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -21,15 +22,18 @@ from .config import dasm_preset_config, preset_config, preset_protocol, referenc
 from .coreset import CORESET_METHODS, cached_features, select_coreset
 from .data import Dataset
 from .distill import METHODS, DistillConfig, distill, resumed_seconds
-from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set
+from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set, predictions_file
 from .published import import_published
 from .pruning import static_prune
 from .sequential import DasmConfig, config_dict, dasm_distill
-from .synthetic import SyntheticSet, SyntheticSetError, check_matches, mark_split
+from .synthetic import (SyntheticSet, SyntheticSetError, check_matches, images_at, initial_indices, mark_split,
+                        new_synthetic_set)
 from .train import Recipe
 
 DASM_METHODS = ("dasm", "dasm-nodifficulty", "static-prune")
-ALL_METHODS = CORESET_METHODS + METHODS + DASM_METHODS
+STARTS_METHODS = ("idc-starts",)   # the images a distiller starts from, before any matching: its control
+PREDICTIONS = "predictions"   # a run folder's per-sample predictions of every network that evaluated it
+ALL_METHODS = CORESET_METHODS + METHODS + DASM_METHODS + STARTS_METHODS
 
 
 def _timing_rows(data: Dataset, method: str, ipc: int, seed: int, preset: str, **seconds: float) -> pd.DataFrame:
@@ -61,6 +65,9 @@ def run_config(dataset: str, method: str, ipc: int, *, preset: str = "cpu", seed
             overrides["policy"] = "none"
         cfg = dasm_preset_config(preset, dataset, ipc, base_method, seed=seed, **overrides)
         return cfg, config_dict(cfg)
+    if method in STARTS_METHODS:   # the base distiller's config: its init is the set
+        cfg = preset_config(preset, dataset, method.removesuffix("-starts"), ipc, seed=seed, **overrides)
+        return cfg, {**json.loads(json.dumps(cfg.__dict__)), "starts_of": cfg.method}
     prune = {}
     if method == "static-prune":   # its full-data reference network is sized like DASM's in the same preset
         ref = reference_size(preset, dataset)
@@ -121,7 +128,15 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
                     else reference_size(preset, data.name))
             features = cached_features(data, out.parent / "features", width=size["width"], epochs=size["epochs"],
                                        seed=seed, progress=progress)
-        if method in ("dasm", "dasm-nodifficulty"):
+        if method in STARTS_METHODS:   # no matching: the set is written as it starts
+            idx = None if cfg.init == "noise" else initial_indices(data, cfg.ipc, cfg.factor, cfg.init, cfg.seed,
+                                                                    features)
+            start = None if idx is None else images_at(data, idx, cfg.ipc, cfg.factor)
+            syn = new_synthetic_set(data, cfg.ipc, cfg.factor, cfg.init, cfg.seed, features, start=start,
+                                    method=method, config=asdict(cfg),
+                                    **({} if idx is None else {"indices": idx.cpu()}))
+            syn.save(done)
+        elif method in ("dasm", "dasm-nodifficulty"):
             syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
                                      should_stop=should_stop, on_segment=on_segment, features=features)
         else:
@@ -139,7 +154,7 @@ def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *,
         syn.meta["preset"] = preset
         mark_split(syn, data)
         syn.save(done)
-        if method == "static-prune" or data.val_split is not None:  # settings beyond the base config
+        if method in ("static-prune", *STARTS_METHODS) or data.val_split is not None:  # beyond the base config
             (out / "config.json").write_text(json.dumps(settings, indent=2))
     timing = {"seconds": time.perf_counter() - t0 + earlier}
     if method in ("dasm", "dasm-nodifficulty"):   # summed over segments, so a resumed run counts them all
@@ -179,7 +194,8 @@ def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu",
     """Evaluate the set of a run under ``preset``'s protocol, append to its ``results.csv``, return its rows.
 
     The returned rows are those of ``seeds`` x ``archs`` under this protocol, whether trained now or
-    earlier: (seed, arch, protocol) combinations already in the table are not trained again.
+    earlier: (seed, arch, protocol) combinations already in the table, with their per-sample predictions
+    under ``predictions/``, are not trained again.
     """
     if syn is None:
         syn, folder = load_run_set(path)
@@ -194,15 +210,16 @@ def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu",
     x, y = syn.decoded()
     for arch in archs or [protocol.arch]:
         proto = protocol.with_arch(arch)
-        have = set(done[(done["protocol"] == proto.id)]["seed"].astype(int)) if len(done) else set()
-        todo = [s for s in seeds if s not in have]
+        rows = set(done[(done["protocol"] == proto.id)]["seed"].astype(int)) if len(done) else set()
+        kept = {s for s in rows if predictions_file(folder / PREDICTIONS, method, syn.ipc, proto, s).exists()}
+        todo = [s for s in seeds if s not in kept]   # an older row without its predictions is trained again
         if not todo:
             continue
         df = evaluate_set(data, x.to(data.device), y.to(data.device), method=method, ipc=syn.ipc,
                           protocol=proto, seeds=todo, progress=progress,
-                          checkpoint_dir=folder / "eval-checkpoints", preset=preset, factor=syn.factor,
-                          segments=len(syn.segments), **split_columns(data))
-        append_results(df, table_path)
+                          checkpoint_dir=folder / "eval-checkpoints", predictions_dir=folder / PREDICTIONS,
+                          preset=preset, factor=syn.factor, segments=len(syn.segments), **split_columns(data))
+        append_results(df[~df["seed"].isin(rows)], table_path)
     done = pd.read_csv(table_path) if table_path.exists() else done
     ids = [protocol.with_arch(a).id for a in archs or [protocol.arch]]
     sel = done[done["protocol"].isin(ids) & done["seed"].astype(int).isin(list(seeds))]
@@ -221,13 +238,14 @@ def full_data_run(data: Dataset, out: str | os.PathLike, *, seeds: list[int] = (
     protocol = Protocol(arch=arch, recipe=recipe or REAL_RECIPES[data.name])
     table_path = out / "results.csv"
     done = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(columns=["seed", "protocol"])
-    have = set(done[done["protocol"] == protocol.id]["seed"].astype(int))
-    todo = [s for s in seeds if s not in have]
+    rows = set(done[done["protocol"] == protocol.id]["seed"].astype(int))
+    n = round(len(data.y_train) / data.num_classes)
+    todo = [s for s in seeds if s not in rows or not predictions_file(out / PREDICTIONS, "full", n, protocol, s).exists()]
     if todo:
-        df = evaluate_set(data, data.x_train, data.y_train, method="full",
-                          ipc=round(len(data.y_train) / data.num_classes), protocol=protocol, seeds=todo,
-                          progress=progress, checkpoint_dir=out / "checkpoints")
-        done = append_results(df, table_path)
+        df = evaluate_set(data, data.x_train, data.y_train, method="full", ipc=n, protocol=protocol, seeds=todo,
+                          progress=progress, checkpoint_dir=out / "checkpoints", predictions_dir=out / PREDICTIONS,
+                          keep_train=True)
+        done = append_results(df[~df["seed"].isin(rows)], table_path)
     return done[(done["protocol"] == protocol.id) & done["seed"].astype(int).isin(list(seeds))].reset_index(drop=True)
 
 

@@ -43,7 +43,7 @@ from .coreset import embed_dataset, feature_network
 from .data import Dataset
 from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, forgetting_scores, reference_network,
                          score_samples, scores_from_logits)
-from .distill import PARTIAL, DistillConfig, distill_segment, resumed_seconds, save_run
+from .distill import PARTIAL, DistillConfig, distill_segment, resumed_seconds, save_run, save_starts
 from .evaluate import make_augment
 from .nets import get_network
 from .pools import (POLICIES, pool_bounds, pool_dataset, pool_log, select_pools, starts_by_difficulty,  # noqa: F401
@@ -231,7 +231,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     if base.init == "modes" and cfg.modes == "joint":
         planned = initial_indices(data, base.ipc, base.factor, "modes", base.seed, features).view(data.num_classes, -1)
     syn: SyntheticSet | None = None
-    histories, logs = [], []
+    histories, logs, starts = [], [], []   # starts: each segment's images before it was matched
     stopped = False
     for k, n_k in enumerate(sizes):
         seg_dir = out / f"segment{k}" if out is not None else None
@@ -240,7 +240,9 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             syn, hist, log = done
             histories.append(hist)
             logs.append(log)
-            begun = torch.load(seg_dir / "selection.pt", weights_only=False).get("starts")
+            selection = torch.load(seg_dir / "selection.pt", weights_only=False)
+            starts.append(selection.get("start_images"))
+            begun = selection.get("starts")
             if begun is not None:
                 used[begun.to(data.device)] = True
             continue
@@ -315,6 +317,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                                     method="dasm", config=asdict(base))
         else:
             syn = syn.add_segment(*start)
+        starts.append(syn.images[syn.segment(k)].detach().cpu().clone())
         t1 = time.perf_counter()
         net_starts = [{n: v.detach().clone() for n, v in probe.state_dict().items()}] \
             if cfg.match_net == "probe" and probe is not None else None
@@ -332,7 +335,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         if seg_dir is not None and not stopped:
             _save_stage(seg_dir, syn, hist, seg_cfg, log,
                         selection={"pools": [p.cpu() for p in pools], "starts": None if begun is None else begun.cpu(),
-                                   "scores": None if scores is None else scores.cpu()})
+                                   "scores": None if scores is None else scores.cpu(), "start_images": starts[-1]})
         if on_segment is not None:
             on_segment(log, syn)
         if stopped:
@@ -356,6 +359,8 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         if not finished:   # the next run resumes from the segment checkpoints
             syn.save(out / PARTIAL)
         else:
+            if all(s is not None for s in starts):   # segments saved before start images were kept have none
+                save_starts(out, replace(syn, images=torch.cat(starts).to(syn.device), meta=dict(syn.meta)))
             syn.save(out / "synthetic.pt")
             (out / "config.json").write_text(json.dumps(config_dict(cfg), indent=2))
             for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):

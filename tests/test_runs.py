@@ -113,3 +113,21 @@ def test_dasm_on_a_modes_base_deals_the_bases_own_modes():
     assert (ten.base.init, ten.init_from, ten.modes) == ("mix", "all", "own")
     assert dasm_preset_config("cpu", "fashion-mnist", 50, modes="own").modes == "own"
     assert dasm_preset_config("cpu", "fashion-mnist", 50, init_from="all").init_from == "all"
+
+
+def test_idc_starts_is_the_set_idc_starts_from_and_every_distiller_keeps_its_starts(digits, tmp_path):
+    from dasm.synthetic import SyntheticSet
+
+    small = {"iterations": 2, "progress": False}
+    distill_run(digits, "idc", 5, tmp_path / "idc", **small)
+    distill_run(digits, "idc-starts", 5, tmp_path / "idc-starts", progress=False)
+    distill_run(digits, "dasm", 4, tmp_path / "dasm", segments=2, **small)
+    starts = SyntheticSet.load(tmp_path / "idc" / "starts.pt")
+    own = SyntheticSet.load(tmp_path / "idc-starts" / "synthetic.pt")
+    assert torch.equal(starts.images, own.images) and own.meta["method"] == "idc-starts"
+    assert not torch.equal(starts.images, SyntheticSet.load(tmp_path / "idc" / "synthetic.pt").images)
+    # DASM's starts: each segment as it was before its matching, in the set's layout
+    dasm_starts = SyntheticSet.load(tmp_path / "dasm" / "starts.pt")
+    first = torch.load(tmp_path / "dasm" / "segment0" / "selection.pt", weights_only=False)["start_images"]
+    assert dasm_starts.segments == SyntheticSet.load(tmp_path / "dasm" / "synthetic.pt").segments
+    assert torch.equal(dasm_starts.images[:len(first)], first)

@@ -10,7 +10,7 @@ STYLE_FILE = Path(__file__).with_name("dasm.mplstyle")
 
 # One colour per method everywhere, so a method looks the same in every figure.
 METHOD_COLORS = {
-    "full": "#000000", "random": "#949494", "herding": "#ca9161", "kcenter": "#fbafe4",
+    "full": "#000000", "random": "#949494", "herding": "#ca9161", "kcenter": "#fbafe4", "idc-starts": "#7fb8e0",
     "dc": "#56b4e9", "dsa": "#029e73", "dm": "#cc78bc", "idc": "#0173b2", "dasm": "#d55e00",
     "dasm-nodifficulty": "#de8f05", "static-prune": "#ece133",
 }
