@@ -1,0 +1,212 @@
+"""The regime map: how far matching moves the images, and what that does, on the validation split.
+
+For IDC, DASM and sequential matching without difficulty at IPC 10 and 50, the strength of matching
+is varied around the cpu preset: the image learning rate (x0.25, x1, x4), the outer iterations
+(x1, x3) and, as the limit where matching does all the work, starts from noise instead of real
+images. Each point records, on the validation split (10% of every class held out, as tune.py):
+
+  val_acc         the evaluation network's validation accuracy on the distilled set
+  starts_val_acc  the same for the set's own starts (starts.pt), not distilled
+  moved           mean per-image L2 distance between the set and its starts (dasm.analysis.regime)
+  diversity       mean within-class pairwise distance of the full-data reference network's features
+                  (the width-128 ConvNet of benchmarks/diagnosis.py, seed 0); starts_diversity likewise
+
+A base distiller's run is a prefix of a longer one (the fresh network of iteration i and every random
+draw before it do not depend on the budget), so IDC's x1 and x3 points come from one x3 run, its set
+kept when it passes x1 (tests/test_regime.py checks the identity).
+
+    python benchmarks/regime.py                        # every point, seed 0, in order of priority
+    python benchmarks/regime.py --only idc:50 --seeds 1,2
+    python benchmarks/regime.py --report               # only the figure and the diversity rows
+
+Resumable point by point (a point with its rows is skipped; run folders keep their checkpoints).
+Writes benchmarks/results/regime_<dataset>_cpu.csv and docs/figures/regime.{png,pdf,csv}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from cells import ROOT, RUNS, device_tag, table_path
+from tune import VAL_FRACTION
+
+from dasm.analysis.regime import moved, plot_regime, set_diversity
+from dasm.data import Dataset, load_dataset
+from dasm.device import resolve_device
+from dasm.distill import METHODS, STARTS
+from dasm.evaluate import append_results, load_predictions
+from dasm.nets import get_network
+from dasm.runs import distill_run, evaluate_run, run_config
+from dasm.synthetic import SyntheticSet, mark_split
+
+FIGURE = ROOT.parent / "docs" / "figures" / "regime"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the map: the preset's lr_img and iterations times ``lr`` and ``it``; ``noise`` starts.
+    ``at``: the iteration multiples at which the set is evaluated (a base distiller's x1 inside its x3 run)."""
+
+    method: str
+    ipc: int
+    lr: float = 1.0
+    it: int = 1
+    init: str = "preset"
+    at: tuple[int, ...] = ()
+
+    @property
+    def evaluated_at(self) -> tuple[int, ...]:
+        return self.at or (self.it,)
+
+
+# In order of priority: IDC first (does its gain over its starts stop at IPC 50?), then DASM where IDC is.
+POINTS = (
+    Point("idc", 50, 1, 3, at=(1, 3)), Point("idc", 10, 1, 3, at=(1, 3)),
+    Point("idc", 50, 4), Point("idc", 10, 4), Point("idc", 50, 0.25), Point("idc", 10, 0.25),
+    Point("idc", 50, 4, init="noise"), Point("idc", 10, 4, init="noise"),
+    Point("dasm", 50, 1), Point("dasm", 50, 4), Point("dasm", 50, 0.25), Point("dasm", 50, 1, 3),
+    Point("dasm", 10, 1), Point("dasm", 10, 4), Point("dasm", 10, 0.25), Point("dasm", 10, 1, 3),
+    Point("dasm-nodifficulty", 50, 1), Point("dasm-nodifficulty", 50, 4),
+    Point("dasm-nodifficulty", 10, 1), Point("dasm-nodifficulty", 10, 4),
+)
+
+
+def resolve(data: Dataset, p: Point, preset: str) -> tuple[float, int, dict]:
+    """The point's base lr_img and iterations, and the overrides that ask for them."""
+    cfg, _ = run_config(data.name, p.method, p.ipc, preset=preset)
+    base = getattr(cfg, "base", cfg)
+    lr, iterations = base.lr_img * p.lr, base.iterations * p.it
+    over = {"lr_img": lr, "iterations": iterations, **({"init": "noise"} if p.init == "noise" else {})}
+    return lr, base.iterations, over
+
+
+def folder(runs: Path, data: Dataset, preset: str, p: Point, lr: float, iterations: int, seed: int) -> Path:
+    """``<runs>/<dataset>/<preset>-regime/<method>-ipc<ipc>-lr<lr>-it<iterations>-<init>-seed<seed>``."""
+    return (Path(runs) / data.name / f"{device_tag(preset, data.device.type)}-regime"
+            / f"{p.method}-ipc{p.ipc}-lr{lr:g}-it{iterations}-{p.init}-seed{seed}")
+
+
+def snapshot_saver(out: Path, data: Dataset, keep: set[int]):
+    """A distillation callback that saves the set as it stands after each of the ``keep`` iterations
+    into ``out/at-it<N>/synthetic.pt`` (a run folder of its own, evaluated like any other)."""
+    def save(log: dict) -> None:
+        n = log["iteration"] + 1
+        if n in keep and not (out / f"at-it{n}" / "synthetic.pt").exists():
+            syn = log["snapshot"]()
+            mark_split(syn, data)
+            syn.save(out / f"at-it{n}" / "synthetic.pt")
+    return save
+
+
+def starts_accuracy(data: Dataset, run: Path, method: str, preset: str, seed: int) -> float:
+    """Validation accuracy of the run's starts, evaluated once per distinct starting set (cached by content)."""
+    starts = SyntheticSet.load(run / STARTS)
+    key = hashlib.sha1(starts.images.numpy().tobytes()).hexdigest()[:12]
+    dest = run.parent / "starts" / f"{method}-{key}"
+    if not (dest / "synthetic.pt").exists():
+        starts.meta["method"] = f"{method}-starts"
+        mark_split(starts, data)
+        starts.save(dest / "synthetic.pt")
+    rows = evaluate_run(dest, data, preset=preset, seeds=[seed])
+    return float(rows[rows.metric == "val_acc"].value.iloc[0])
+
+
+def reference_net(data: Dataset, runs: Path, preset: str) -> torch.nn.Module | None:
+    """The full-data reference ConvNet of benchmarks/diagnosis.py (seed 0), or None until it is trained."""
+    files = sorted((Path(runs) / data.name / device_tag(preset, data.device.type) / "full" / "predictions")
+                   .glob("full-*-seed0-*.pt"))
+    if not files:
+        return None
+    state = load_predictions(files[0])
+    net = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
+    net.load_state_dict(state["net"])
+    return net.eval()
+
+
+def done(table: pd.DataFrame, data: Dataset, p: Point, lr: float, iterations: int, seed: int, metric: str) -> bool:
+    """Whether ``table`` has ``metric`` of this point after ``iterations``."""
+    return not table.empty and ((table.method == p.method) & (table.ipc == p.ipc) & (table.seed == seed)
+                                & (table.init == p.init) & (table.lr_img.round(8) == round(lr, 8))
+                                & (table.iterations == iterations) & (table.metric == metric)).any()
+
+
+def run_point(data: Dataset, p: Point, seed: int, path: Path, *, preset: str, runs: Path,
+              net: torch.nn.Module | None) -> None:
+    """Distill the point (once, with its snapshots), evaluate each on validation, append its rows to ``path``."""
+    lr, base_iterations, over = resolve(data, p, preset)
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    wanted = [m * base_iterations for m in p.evaluated_at]
+    metrics = ["val_acc", "starts_val_acc", "moved"] + (["diversity", "starts_diversity"] if net is not None else [])
+    if all(done(table, data, p, lr, n, seed, m) for n in wanted for m in metrics):
+        return
+    out = folder(runs, data, preset, p, lr, over["iterations"], seed)
+    if p.at and p.method not in METHODS:
+        raise ValueError(f"{p.method} is not a single-pass distiller: its x{p.at} points need runs of their own.")
+    keep = {n for n in wanted if n != over["iterations"]}
+    syn = distill_run(data, p.method, p.ipc, out, preset=preset, seed=seed,
+                      callback=snapshot_saver(out, data, keep) if keep else None, **over)
+    starts = SyntheticSet.load(out / STARTS)
+    base_method = getattr(run_config(data.name, p.method, p.ipc, preset=preset)[0], "base", None)
+    starts_method = base_method.method if base_method is not None else p.method
+    start_acc = starts_accuracy(data, out, starts_method, preset, seed)
+    start_div = set_diversity(starts, net, data.normalize) if net is not None else None
+    for n in wanted:
+        where = out if n == over["iterations"] else out / f"at-it{n}"
+        at = syn if n == over["iterations"] else SyntheticSet.load(where / "synthetic.pt")
+        rows = evaluate_run(where, data, preset=preset, seeds=[seed])
+        values = {"val_acc": float(rows[rows.metric == "val_acc"].value.iloc[0]), "starts_val_acc": start_acc,
+                  "moved": moved(at.to("cpu"), starts)}
+        if net is not None:
+            values.update(diversity=set_diversity(at, net, data.normalize), starts_diversity=start_div)
+        new = [{"dataset": data.name, "method": p.method, "ipc": p.ipc, "seed": seed, "init": p.init, "lr_img": lr,
+                "iterations": n, "lr_mult": p.lr, "it_mult": n // base_iterations, "metric": m, "value": v,
+                "preset": preset, "val_fraction": VAL_FRACTION}
+               for m, v in values.items() if not done(table, data, p, lr, n, seed, m)]
+        table = append_results(pd.DataFrame(new), path) if new else table
+
+
+def report(path: Path) -> None:
+    """Redraw docs/figures/regime from the table."""
+    if not path.exists():
+        return
+    from dasm.analysis.figures import save_figure
+
+    table = pd.read_csv(path)
+    try:
+        fig = plot_regime(table)
+    except ValueError as err:
+        print(f"regime figure waits: {err}")
+        return
+    save_figure(fig, table, FIGURE.parent, FIGURE.name)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--only", help="method:ipc pairs, comma-separated (default: every point)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs", default=str(RUNS))
+    p.add_argument("--report", action="store_true", help="only redraw the figure")
+    args = p.parse_args()
+    data = load_dataset(args.dataset, device=resolve_device(args.device), val_fraction=VAL_FRACTION)
+    path = table_path("regime", data.name, args.preset, data.device.type)
+    if not args.report:
+        only = {tuple(c.split(":")) for c in args.only.split(",")} if args.only else None
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for point in POINTS:
+                if only is None or (point.method, str(point.ipc)) in only:
+                    net = reference_net(data, Path(args.runs), args.preset)
+                    run_point(data, point, seed, path, preset=args.preset, runs=Path(args.runs), net=net)
+                    report(path)
+    report(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The regime map: a base distiller's run is a prefix of a longer one (so one x3 run gives the x1 point),
+and distance moved and diversity on tiny tensors with known answers."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dasm.analysis.regime import diversity, moved, regime_points
+from dasm.runs import distill_run
+from dasm.synthetic import SyntheticSet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import regime  # noqa: E402
+
+
+def test_a_shorter_run_is_the_prefix_of_a_longer_one(digits, tmp_path):
+    short = distill_run(digits, "idc", 2, tmp_path / "short", iterations=4, progress=False)
+    distill_run(digits, "idc", 2, tmp_path / "long", iterations=8, progress=False,
+                callback=regime.snapshot_saver(tmp_path / "long", digits, {4}))
+    snap = SyntheticSet.load(tmp_path / "long" / "at-it4" / "synthetic.pt")
+    assert torch.equal(snap.images, short.images.cpu())
+    assert not torch.equal(SyntheticSet.load(tmp_path / "long" / "synthetic.pt").images, short.images.cpu())
+
+
+def test_moved_is_the_mean_per_image_l2_distance():
+    start = SyntheticSet(torch.zeros(4, 1, 2, 2), torch.tensor([0, 0, 1, 1]), 2)
+    end = SyntheticSet(torch.zeros(4, 1, 2, 2), torch.tensor([0, 0, 1, 1]), 2)
+    end.images[0] = 0.5          # |.|_2 = sqrt(4 * 0.25) = 1
+    end.images[3, 0, 0, 0] = 3.0  # 3
+    assert moved(end, start) == pytest.approx((1 + 3) / 4)
+    with pytest.raises(ValueError, match="layout"):
+        moved(SyntheticSet(torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]), 2), start)
+
+
+def test_diversity_is_the_mean_within_class_pairwise_distance():
+    feats = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    # class 0: one pair at 5; class 1: pairs at 0, 1, 1 -> 2/3
+    assert diversity(feats, labels) == pytest.approx((5 + 2 / 3) / 2)
+    assert diversity(torch.zeros(4, 3), torch.tensor([0, 0, 1, 1])) == 0.0
+
+
+def test_regime_points_pairs_each_point_with_its_starts():
+    import pandas as pd
+
+    rows = [{"method": "idc", "ipc": 50, "seed": 0, "init": "preset", "lr_img": 0.5, "iterations": it,
+             "metric": m, "value": v} for it, vals in ((100, (87.0, 86.5, 1.2)), (300, (86.0, 86.5, 2.0)))
+            for m, v in zip(("val_acc", "starts_val_acc", "moved"), vals)]
+    pts = regime_points(pd.DataFrame(rows)).set_index("iterations")
+    assert pts.gain.to_dict() == pytest.approx({100: 0.5, 300: -0.5})
