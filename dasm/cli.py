@@ -14,19 +14,16 @@ from pathlib import Path
 import pandas as pd
 
 from . import data as data_mod
-from .config import PRESETS
-from .coreset import CORESET_METHODS
+from .config import PRESETS, knobs
 from .data import DatasetNotFoundError, load_dataset
 from .device import resolve_device
-from .difficulty import SCORES
-from .distill import METHODS, DistillationDivergedError
+from .distill import DistillationDivergedError
 from .evaluate import REAL_RECIPES, summarize
+from .methods import REGISTRY
 from .nets import list_networks
-from .runs import DASM_METHODS, distill_run, evaluate_run, full_data_run, load_run_set
-from .sequential import INIT_FROM, MATCH_NETS, MODES, POLICIES
+from .runs import distill_run, evaluate_run, full_data_run, grid, load_run_set, run_grid
 from .synthetic import SyntheticSetError
 from .train import SCHEDULES, Recipe, TrainingDivergedError
-
 
 
 def _seeds(text: str) -> list[int]:
@@ -59,6 +56,34 @@ def _recipe(args: argparse.Namespace, default: Recipe) -> Recipe:
     given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "schedule", "augment")
              if getattr(args, k) is not None}
     return replace(default, **given)
+
+
+_SCOPES = {"distill": "the distiller (every method but the coresets; default: the preset's)",
+           "run": "the distiller", "sequential": "DASM (--method dasm, dasm-nodifficulty; default: the preset's)",
+           "prune": "static pruning (--method static-prune)", "features": "herding and k-center's embedding"}
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _knob_args(p: argparse.ArgumentParser) -> None:
+    """One ``--name`` flag per overridable setting (:func:`dasm.config.knobs`), grouped by what it sets."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for knob in knobs().values():
+        scope = "distill" if knob.scope == "run" else knob.scope
+        g = groups.setdefault(scope, p.add_argument_group(f"settings of {_SCOPES[scope]}"))
+        flag, kind = f"--{knob.name.replace('_', '-')}", str(knob.type)
+        if "bool" in kind:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=knob.help)
+        elif "tuple" in kind:
+            g.add_argument(flag, type=_sizes, metavar="N,N,..", help=knob.help)
+        else:
+            typ = int if "int" in kind else float if "float" in kind else str
+            g.add_argument(flag, type=typ, choices=knob.choices, help=knob.help)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -104,15 +129,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device=device, val_fraction=args.val_fraction,
                         seed=args.split_seed)
-    overrides = {k: v for k, v in (("iterations", args.iterations), ("lr_img", args.lr_img),
-                                   ("factor", args.factor), ("init", args.init), ("width", args.width),
-                                   ("segments", args.segments), ("score", args.score), ("policy", args.policy),
-                                   ("window", args.window), ("probe_epochs", args.probe_epochs),
-                                   ("base", args.base), ("drop", args.drop),
-                                   ("scale_lr", args.scale_lr), ("init_from", args.init_from),
-                                   ("joint", args.joint), ("match_net", args.match_net),
-                                   ("modes", args.modes))
-                 if v is not None}
+    overrides = {name: getattr(args, name) for name in knobs() if getattr(args, name) is not None}
     out = Path(args.out)
     syn = distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=args.seed,
                       progress=not args.no_progress, **overrides)
@@ -144,18 +161,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = load_dataset("digits", device=device)
     out = Path(args.out)
     progress = not args.no_progress
-    frames = [full_data_run(data, out / "full", seeds=args.seeds,
-                            recipe=replace(REAL_RECIPES["digits"], epochs=args.real_epochs), progress=progress)]
-    for ipc in args.ipcs:
-        for method in args.methods:
-            run = out / f"{method}-ipc{ipc}"
-            overrides = {"iterations": args.iterations} if args.iterations and method not in CORESET_METHODS else {}
-            if method in DASM_METHODS[:2]:
-                overrides["segments"] = min(args.segments, ipc)
-            distill_run(data, method, ipc, run, preset="cpu", seed=0, progress=progress, **overrides)
-            frames.append(evaluate_run(run, data, preset="cpu", seeds=args.seeds, epochs=args.epochs,
-                                       progress=progress))
-    df = pd.concat(frames, ignore_index=True)
+    full = full_data_run(data, out / "full", seeds=args.seeds,
+                         recipe=replace(REAL_RECIPES["digits"], epochs=args.real_epochs), progress=progress)
+    cells = grid(args.methods, args.ipcs, [0], iterations=args.iterations, segments=args.segments)
+    runs = run_grid(data, cells, out, eval_seeds=args.seeds, epochs=args.epochs, progress=progress)
+    df = pd.concat([full, runs[runs.protocol != "distill"].drop(columns="run")], ignore_index=True)
     df.to_csv(out / "demo.csv", index=False)  # this demo's rows; each run folder keeps its own results.csv
     _print_table(df, "Test accuracy on digits (%, mean ± std over seeds " + ",".join(map(str, args.seeds)) + "):")
     print(f"\nresults: {out / 'demo.csv'}; synthetic images: {out}/*/synthetic.png")
@@ -199,14 +209,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     from .analysis.figures import save_figure
-    from .analysis.saturation import plot_saturation, saturation_table, sweep
+    from .analysis.saturation import plot_saturation, saturation_table
 
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device=device)
-    over = {k: v for k, v in (("iterations", args.iterations), ("epochs", args.epochs)) if v is not None}
     out = Path(args.out)
-    results = sweep(data, args.ipcs, args.methods, out, preset=args.preset, seeds=args.seeds,
-                    progress=not args.no_progress, **over)
+    cells = grid(args.methods, args.ipcs, args.seeds, iterations=args.iterations, segments=args.segments)
+    results = run_grid(data, cells, out, preset=args.preset, epochs=args.epochs, progress=not args.no_progress)
     table = saturation_table(results)
     save_figure(plot_saturation(table), table, out, "saturation")
     print(table[["method", "ipc", "mean", "std", "count"]].to_string(index=False))
@@ -239,44 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_train_real)
 
-    methods = ", ".join(CORESET_METHODS + METHODS + DASM_METHODS)
+    methods = ", ".join(REGISTRY)
     p = sub.add_parser("distill", help="distill a synthetic set (or pick a coreset) and evaluate it")
-    p.add_argument("--method", required=True, help=f"one of {methods}")
+    p.add_argument("--method", required=True, type=str.lower, help=f"one of {methods}")
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(data_mod.list_datasets())}")
     p.add_argument("--ipc", type=int, required=True, help="images per class")
     p.add_argument("--preset", choices=PRESETS, default="cpu", help="hyperparameter preset (default: cpu)")
     p.add_argument("--out", required=True, help="run folder: synthetic.pt/.png, history.csv, results.csv; "
                    "rerunning resumes from its checkpoint")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--iterations", type=int, help="override the preset's outer iterations")
-    p.add_argument("--lr-img", type=float, help="override the preset's image learning rate")
-    p.add_argument("--factor", type=int, help="override the multi-formation factor")
-    p.add_argument("--init", help="override the init: noise, real, mix, modes")
-    p.add_argument("--width", type=int, help="override the matching ConvNet's width")
-    g = p.add_argument_group("DASM (--method dasm, dasm-nodifficulty, static-prune)")
-    g.add_argument("--base", choices=METHODS, help="base distiller of each segment (default: idc)")
-    g.add_argument("--segments", type=int, help="number of segments K (default: 5)")
-    g.add_argument("--score", choices=SCORES, help="difficulty score under the probe (default: loss)")
-    g.add_argument("--policy", choices=POLICIES, help="how each segment's real pool is chosen (default: window)")
-    g.add_argument("--window", type=float, help="fraction of each class in a segment's pool (default: 0.5)")
-    g.add_argument("--probe-epochs", type=int, help="epochs of each probe network")
-    g.add_argument("--init-from", choices=INIT_FROM,
-                   help="where a segment's starting real images come from: all of the class (default) "
-                        "or its difficulty pool")
-    g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=None,
-                   help="segment k's image lr = lr_img x (images so far) / IPC, the rate a plain distiller of "
-                        "that many images gets (default: on for an IDC base)")
-    g.add_argument("--joint", type=float, help="fraction of the iterations kept for a last pass over all segments "
-                   "together, against all real data (default: 0.4; 0 leaves it out)")
-    g.add_argument("--match-net", choices=MATCH_NETS,
-                   help="what segment k's matching networks start from: fresh random networks as in the base "
-                        "distiller (default) or the probe trained on the earlier segments")
-    g.add_argument("--modes", choices=MODES,
-                   help="with init modes: a segment's k-means over its starting pool alone (own), with the earlier "
-                        "segments' starts as fixed centres, so it covers what they leave (complement), or the base "
-                        "distiller's own starts dealt to the segments by difficulty (joint; the cpu preset's default "
-                        "on a modes base, own elsewhere)")
-    g.add_argument("--drop", type=float, help="static-prune: fraction of the easiest samples dropped (default: 0.3)")
+    _knob_args(p)
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="hold out this fraction of each class as a validation split: the distiller never sees "
                         "it and evaluation reports val_acc on it (choose settings on val_acc, not test_acc)")
@@ -307,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_seeds, default=[0], help="distillation seeds (each evaluated once)")
     p.add_argument("--preset", choices=PRESETS, default="cpu")
     p.add_argument("--iterations", type=int, help="override the preset's distillation iterations")
+    p.add_argument("--segments", type=int, default=5, help="DASM segments (at most the IPC; default: 5)")
     p.add_argument("--epochs", type=int, help="override the evaluation epochs")
     p.add_argument("--out", default="data/runs/sweep", help="run folders and saturation.{png,pdf,csv}")
     _common(p)

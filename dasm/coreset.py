@@ -19,9 +19,10 @@ from torch import Tensor, nn
 from .data import Dataset
 from .difficulty import reference_network
 from .files import load_or_compute
+from .methods import method_names
 from .train import Recipe
 
-CORESET_METHODS = ("random", "herding", "kcenter")
+CORESET_METHODS = method_names("coreset")
 SCORE_KEEPS = ("hardest", "easiest", "middle")
 _SELECT_METHODS = CORESET_METHODS + ("score",)
 

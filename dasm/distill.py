@@ -9,7 +9,8 @@ One outer iteration (all methods):
    b. with DSA, augment each class's real and synthetic batch with ONE shared draw;
    c. the objective over all classes at once: gradient matching (DC/DSA/IDC) or mean
       embedding matching (DM); one SGD step on the synthetic pixels;
-   d. ``net_steps`` network updates, on the synthetic set (DC/DSA) or on real data (IDC);
+   d. ``net_steps`` network updates, on the synthetic set (DC/DSA) or on real data (IDC), after
+      every matching step but the last (after the last too with ``net_after_last``, as IDC does);
       DM never trains the network.
 
 The pixels are optimised in the network's input space (normalised), as the reference
@@ -21,6 +22,7 @@ synthetic side of every match: that is how DASM distills segment after segment.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -33,14 +35,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .augment import DSA
+from .augment import DEFAULT_STRATEGY, DSA
 from .data import Dataset
 from .files import save_atomic
 from .matching import DEFAULT_PATHS, GRAD_PATHS, METRICS, distribution_match_loss, gradient_match_backward
+from .methods import method_names
 from .nets import get_network
 from .synthetic import SyntheticSet, decode, new_synthetic_set
 
-METHODS = ("dc", "dsa", "dm", "idc")
+METHODS = method_names("distiller")   # the matching objectives this engine runs
 
 
 class DistillationDivergedError(FloatingPointError):
@@ -52,8 +55,14 @@ class DistillConfig:
     """Hyperparameters of one distillation; :mod:`dasm.config` has per-dataset presets.
 
     ``match_steps``: synthetic updates per fresh network (DC's ``outer_loop``, IDC's ``inner_loop``).
-    ``net_steps``: network SGD steps after each matching step; ``net_source`` says on what
-    (``syn`` for DC/DSA, ``real`` for IDC). ``grad_path``: how the per-class gradients are taken,
+    ``net_steps``: network SGD steps after each matching step but the last (after every one, the
+    last included, with ``net_after_last``); ``net_source`` says on what (``syn`` for DC/DSA,
+    ``real`` for IDC). The network updates use SGD with ``lr_net``, ``net_momentum`` and
+    ``net_weight_decay``; with probability ``cutmix_p`` a batch is CutMixed (:func:`cutmix`), and
+    then its augmentation leaves cutout out, as IDC's does. ``dsa_strategy`` (``None``: the data
+    set's default, :meth:`~dasm.augment.DSA.for_dataset`) and ``dsa_mode`` (``single``: one family a
+    draw; ``multiple``: all of them) make the DSA of matching and network updates.
+    ``grad_path``: how the per-class gradients are taken,
     one of :data:`~dasm.matching.GRAD_PATHS` (``None`` picks the fastest measured for the device,
     see ``benchmarks/speed.py``); all give the same result.
     """
@@ -66,15 +75,21 @@ class DistillConfig:
     match_steps: int = 10
     net_steps: int = 1
     net_source: str = "real"
+    net_after_last: bool = False
     lr_img: float = 0.1
     momentum_img: float = 0.5
     lr_net: float = 0.01
+    net_momentum: float = 0.5
+    net_weight_decay: float = 0.0
+    cutmix_p: float = 0.0
     batch_real: int = 128
     batch_net: int = 256
     batch_syn_max: int = 0
     metric: str = "dc"
     layers: str | None = None
     augment: bool = True
+    dsa_strategy: str | None = None
+    dsa_mode: str = "single"
     arch: str = "convnet"
     width: int = 128
     depth: int | None = None
@@ -99,6 +114,27 @@ class DistillConfig:
             raise ValueError(f"net_source must be 'real' or 'syn', got {self.net_source!r}.")
         if not self.lr_img > 0:
             raise ValueError(f"lr_img must be positive, got {self.lr_img!r}.")
+        self._check_net_update()
+        try:
+            DSA(strategy=self.dsa_strategy or DEFAULT_STRATEGY, mode=self.dsa_mode)
+        except (ValueError, AttributeError, TypeError) as e:
+            raise ValueError(f"dsa_strategy={self.dsa_strategy!r}, dsa_mode={self.dsa_mode!r}: {e}") from None
+
+    def _check_net_update(self) -> None:
+        if not isinstance(self.net_after_last, bool):
+            raise ValueError(f"net_after_last must be True or False, got {self.net_after_last!r}.")
+        if not 0 <= self.net_momentum < 1:
+            raise ValueError(f"net_momentum must lie in [0, 1), got {self.net_momentum!r}.")
+        if not self.net_weight_decay >= 0:
+            raise ValueError(f"net_weight_decay must be >= 0, got {self.net_weight_decay!r}.")
+        if not 0 <= self.cutmix_p <= 1:
+            raise ValueError(f"cutmix_p (the probability of CutMix in a network update) must lie in [0, 1], "
+                             f"got {self.cutmix_p!r}.")
+
+    def augmentation(self, dataset: str) -> DSA:
+        """The DSA of matching on ``dataset`` (``dsa_strategy``, default: the data set's, in ``dsa_mode``)."""
+        strategy = {} if self.dsa_strategy is None else {"strategy": self.dsa_strategy}
+        return DSA.for_dataset(dataset, mode=self.dsa_mode, **strategy)
 
     def net_kwargs(self) -> dict:
         """Keyword arguments of the matching network (ConvNet-family knobs only for ConvNets)."""
@@ -139,15 +175,54 @@ def _sample_real(data: Dataset, pools: list[Tensor], n: int, g: torch.Generator)
     return data.x_train[torch.stack(picks)]
 
 
+def cutmix(x: Tensor, y: Tensor, p: float, g: torch.Generator) -> tuple[Tensor, Tensor, float]:
+    """With probability ``p``, CutMix the batch ``(x, y)`` as IDC's network updates do.
+
+    A box is cut from every image of ``x`` and filled with the same box of another image of the
+    batch (a random permutation). Returns the images, the labels of the pasted images and the
+    weight of ``y`` in the loss: 1 - the box's area over the image's (``y``'s partner gets the
+    rest). The box's area share is drawn from Beta(1, 1) (uniform: IDC's ``--beta 1``), its
+    centre uniformly over the pixels; its sides, ``int(side * sqrt(share))``, are clipped at the
+    border. Random numbers come from ``g`` only, and none at all when ``p`` is 0; without a box
+    ``(x, y, 1.0)`` comes back unchanged.
+    """
+    if p <= 0 or float(torch.rand(1, generator=g)) >= p:
+        return x, y, 1.0
+    n, _, h, w = x.shape
+    cut = math.sqrt(1.0 - float(torch.rand(1, generator=g)))
+    cy, cx = (int(torch.randint(side, (1,), generator=g)) for side in (h, w))
+    top, bottom = max(cy - int(h * cut) // 2, 0), min(cy + int(h * cut) // 2, h)
+    left, right = max(cx - int(w * cut) // 2, 0), min(cx + int(w * cut) // 2, w)
+    perm = torch.randperm(n, generator=g).to(x.device)
+    mixed = x.clone()
+    mixed[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
+    return mixed, y[perm], 1.0 - (bottom - top) * (right - left) / (h * w)
+
+
+def _mixed_loss(logits: Tensor, y: Tensor, y_pasted: Tensor, keep: float) -> Tensor:
+    """Cross-entropy against ``y`` weighted ``keep`` plus against ``y_pasted`` weighted ``1 - keep``."""
+    loss = F.cross_entropy(logits, y)
+    return loss if keep == 1.0 else loss * keep + F.cross_entropy(logits, y_pasted) * (1.0 - keep)
+
+
+def _net_augmentation(augment: DSA | None, cutmix_p: float) -> DSA | None:
+    """The network updates' DSA: matching's, less cutout while CutMix is on (IDC's rule)."""
+    if augment is None or cutmix_p == 0 or "cutout" not in augment.families:
+        return augment
+    return DSA(strategy="_".join(f for f in augment.families if f != "cutout") or "none", mode=augment.mode)
+
+
 def _update_net(net: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, steps: int, batch: int,
-                augment: DSA | None, g: torch.Generator) -> None:
-    """``steps`` SGD steps on random mini-batches of ``(x, y)`` (already normalised)."""
+                augment: DSA | None, g: torch.Generator, cutmix_p: float = 0.0) -> None:
+    """``steps`` SGD steps on random mini-batches of ``(x, y)`` (already normalised), each augmented
+    and then CutMixed with probability ``cutmix_p``."""
     for _ in range(steps):
         idx = torch.randperm(len(x), generator=g)[:batch].to(x.device)
-        xb = x[idx]
+        xb, yb = x[idx], y[idx]
         if augment is not None:
             xb = augment(xb, generator=g)
-        loss = F.cross_entropy(net(xb), y[idx])
+        xb, y_pasted, keep = cutmix(xb, yb, cutmix_p, g)
+        loss = _mixed_loss(net(xb), yb, y_pasted, keep)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -187,7 +262,8 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
     opt = torch.optim.SGD([z], lr=cfg.lr_img, momentum=cfg.momentum_img)
     rows = _class_rows(syn.labels.to(device), data.num_classes, syn.factor)  # (K, m) into the decoded set
     y_syn_all = syn.labels.to(device).repeat_interleave(syn.factor ** 2)
-    augment = DSA.for_dataset(data.name) if cfg.augment else None
+    augment = cfg.augmentation(data.name) if cfg.augment else None
+    net_augment = _net_augmentation(augment, cfg.cutmix_p)
     real_all = torch.cat(pools)
     batch_real = min(cfg.batch_real, min(len(p) for p in pools))
     history: list[dict] = []
@@ -231,7 +307,8 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
         for p in net.parameters():
             p.requires_grad_(cfg.method != "dm")
         grad_path = grad_path or _grad_path(cfg, net, device)
-        net_opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_net, momentum=0.5)
+        net_opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_net, momentum=cfg.net_momentum,
+                                  weight_decay=cfg.net_weight_decay)
         losses = []
         for step in range(cfg.match_steps):
             z_full = torch.cat([z_all[:seg.start], z, z_all[seg.stop:]])
@@ -264,16 +341,17 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
                     f"Lower the image learning rate (lr_img={cfg.lr_img:g}) or check the data for NaN.")
             opt.step()
             losses.append(loss.item())
-            if cfg.net_steps and cfg.method != "dm" and step < cfg.match_steps - 1:
+            if cfg.net_steps and cfg.method != "dm" and (step < cfg.match_steps - 1 or cfg.net_after_last):
                 if cfg.net_source == "syn":
                     with torch.no_grad():
                         xn = decode(torch.cat([z_all[:seg.start], z.detach(), z_all[seg.stop:]]), syn.factor)
-                    _update_net(net, net_opt, xn, y_syn_all, cfg.net_steps, cfg.batch_net, augment, g)
+                    _update_net(net, net_opt, xn, y_syn_all, cfg.net_steps, cfg.batch_net, net_augment, g,
+                                cfg.cutmix_p)
                 else:
                     sel = real_all[torch.randperm(len(real_all), generator=g)[:cfg.batch_net * cfg.net_steps]
                                    .to(device)]
                     _update_net(net, net_opt, data.normalize(data.x_train[sel]), data.y_train[sel],
-                                cfg.net_steps, cfg.batch_net, augment, g)
+                                cfg.net_steps, cfg.batch_net, net_augment, g, cfg.cutmix_p)
         log = {"segment": k_seg, "iteration": it, "loss": sum(losses) / len(losses),
                "seconds": time.perf_counter() - t0, "resumed": False}
         history.append(log)
@@ -293,12 +371,14 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
 def distill(data: Dataset, cfg: DistillConfig, *, out: str | os.PathLike | None = None,
             progress: bool = True, features: Tensor | None = None,
             callback: Callable[[dict], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> tuple[SyntheticSet, pd.DataFrame]:
+            should_stop: Callable[[], bool] | None = None,
+            stamp: dict | None = None) -> tuple[SyntheticSet, pd.DataFrame]:
     """Distill ``cfg.ipc`` images per class of ``data`` with ``cfg.method``; save to ``out`` if given.
 
-    Writes ``synthetic.pt`` (+ PNG grid), ``history.csv`` and ``config.json`` in ``out``;
-    rerunning with the same ``out`` resumes from its checkpoint. A run ended by ``should_stop``
-    writes its set as ``partial.pt`` instead, so that the next run resumes rather than loads it.
+    Writes ``synthetic.pt`` (+ PNG grid), ``starts.pt``, ``history.csv`` and ``config.json`` (``stamp``,
+    by default ``cfg``) in ``out``; rerunning with the same ``out`` resumes from its checkpoint. A run
+    ended by ``should_stop`` writes its set as ``partial.pt`` instead, so that the next run resumes
+    rather than loads it.
     """
     syn = new_synthetic_set(data, cfg.ipc, cfg.factor, cfg.init, cfg.seed, features,
                             method=cfg.method, config=asdict(cfg))
@@ -306,7 +386,7 @@ def distill(data: Dataset, cfg: DistillConfig, *, out: str | os.PathLike | None 
     syn, history = distill_segment(data, syn, cfg, out=out, progress=progress, callback=callback,
                                    should_stop=should_stop)
     if out is not None:
-        save_run(out, syn, history, cfg, finished=len(history) >= cfg.iterations)
+        save_run(out, syn, history, stamp or asdict(cfg), finished=len(history) >= cfg.iterations)
     return syn, history
 
 
@@ -330,17 +410,17 @@ def save_starts(out: str | os.PathLike | None, syn: SyntheticSet) -> None:
         syn.save(Path(out) / STARTS, png=False)
 
 
-def save_run(out: str | os.PathLike, syn: SyntheticSet, history: pd.DataFrame, cfg: DistillConfig,
+def save_run(out: str | os.PathLike, syn: SyntheticSet, history: pd.DataFrame, stamp: dict,
              finished: bool = True) -> Path:
     """Write a run: the set (``synthetic.pt``, or ``partial.pt`` when not ``finished``), its grid,
-    the loss history and, when finished, the config that marks the folder as done."""
+    the loss history and, when finished, ``config.json`` (``stamp``: the settings) that marks it done."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history.to_csv(out / "history.csv", index=False)
     if not finished:
         return syn.save(out / PARTIAL)
     syn.save(out / "synthetic.pt")
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out / "config.json").write_text(json.dumps(stamp, indent=2))
     for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):
         stale.unlink(missing_ok=True)
     return out / "synthetic.pt"

@@ -25,14 +25,15 @@ from .synthetic import SyntheticSet, new_synthetic_set
 def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score: str = "loss",
                  reference_epochs: int = 20, reference_width: int = 128, out: str | os.PathLike | None = None,
                  progress: bool = True, callback: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None,
-                 features: Tensor | None = None) -> tuple[SyntheticSet, pd.DataFrame, list[Tensor]]:
+                 should_stop: Callable[[], bool] | None = None, features: Tensor | None = None,
+                 stamp: dict | None = None) -> tuple[SyntheticSet, pd.DataFrame, list[Tensor]]:
     """The static-pruning ablation: drop the easiest ``drop`` of each class by a full-data network's score, distill once.
 
     ``score``: ``loss`` (under the reference network: a ConvNet of ``reference_width`` trained for
     ``reference_epochs``) or ``forgetting`` (while training it). ``callback``/``should_stop`` as in
-    :func:`~dasm.distill.distill_segment`; ``features``: the embedding ``init="modes"`` needs. Returns the
-    set, its history and the kept pools.
+    :func:`~dasm.distill.distill_segment`; ``features``: the embedding ``init="modes"`` needs; ``stamp``: what
+    ``out/config.json`` records (default: ``base`` and the pruning choices). Returns the set, its history and
+    the kept pools.
     """
     if not 0.0 <= drop < 1.0:
         raise ValueError(f"drop must be a fraction in [0, 1), got {drop!r}.")
@@ -58,5 +59,7 @@ def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score
     syn, hist = distill_segment(data, syn, base, pools=pools, out=out, progress=progress, callback=callback,
                                 should_stop=should_stop)
     if out is not None:
-        save_run(out, syn, hist, base, finished=len(hist) >= base.iterations)
+        stamp = stamp or {**asdict(base), "prune": {"drop": drop, "score": score, "reference_epochs": reference_epochs,
+                                                      "reference_width": reference_width}}
+        save_run(out, syn, hist, stamp, finished=len(hist) >= base.iterations)
     return syn, hist, pools

@@ -12,157 +12,145 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+from torch import Tensor
 
-from .config import dasm_preset_config, preset_config, preset_protocol, reference_size
-from .coreset import CORESET_METHODS, cached_features, select_coreset
+from .config import RunConfig, applicable, preset_protocol, resolve
+from .coreset import cached_features, select_coreset
 from .data import Dataset
-from .distill import METHODS, DistillConfig, distill, resumed_seconds
+from .distill import distill, resumed_seconds
 from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set, predictions_file
+from .methods import method as method_spec
 from .published import import_published
 from .pruning import static_prune
-from .sequential import DasmConfig, config_dict, dasm_distill
+from .sequential import dasm_distill
 from .synthetic import (SyntheticSet, SyntheticSetError, check_matches, images_at, initial_indices, mark_split,
                         new_synthetic_set)
 from .train import Recipe
 
-DASM_METHODS = ("dasm", "dasm-nodifficulty", "static-prune")
-STARTS_METHODS = ("idc-starts",)   # the images a distiller starts from, before any matching: its control
 PREDICTIONS = "predictions"   # a run folder's per-sample predictions of every network that evaluated it
-ALL_METHODS = CORESET_METHODS + METHODS + DASM_METHODS + STARTS_METHODS
 
 
-def _timing_rows(data: Dataset, method: str, ipc: int, seed: int, preset: str, **seconds: float) -> pd.DataFrame:
-    return pd.DataFrame([{"dataset": data.name, "method": method, "ipc": ipc, "seed": seed, "arch": "-",
-                          "metric": metric, "value": value, "protocol": "distill", "device": data.device.type,
-                          "preset": preset} for metric, value in seconds.items()])
+def _timing_rows(cfg: RunConfig, device: str, **seconds: float) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": cfg.dataset, "method": cfg.method, "ipc": cfg.ipc, "seed": cfg.seed, "arch": "-",
+                          "metric": metric, "value": value, "protocol": "distill", "device": device,
+                          "preset": cfg.preset} for metric, value in seconds.items()])
 
 
-def run_config(dataset: str, method: str, ipc: int, *, preset: str = "cpu", seed: int = 0,
-               **overrides: object) -> tuple[DistillConfig | DasmConfig | None, dict]:
-    """The config :func:`distill_run` would use (``None`` for a coreset) and the settings it records.
-
-    ``base`` picks the base distiller of DASM and static pruning (default IDC); ``drop`` is static
-    pruning's fraction. Panels use this to size their progress bars without running anything.
-    """
-    overrides = dict(overrides)
-    drop = overrides.pop("drop", None)
-    drop = 0.3 if drop is None else float(drop)
-    base_method = str(overrides.pop("base", None) or "idc")
-    if method in CORESET_METHODS:
-        features = {}
-        if method != "random":   # the embedding herding and k-center select in (see dasm.coreset.cached_features)
-            ref = reference_size(preset, dataset)
-            features = {"feature_width": int(overrides.pop("feature_width", None) or ref["width"]),
-                        "feature_epochs": int(overrides.pop("feature_epochs", None) or ref["epochs"])}
-        return None, {"method": method, "ipc": ipc, "seed": seed, **features}
-    if method in ("dasm", "dasm-nodifficulty"):
-        if method == "dasm-nodifficulty":
-            overrides["policy"] = "none"
-        cfg = dasm_preset_config(preset, dataset, ipc, base_method, seed=seed, **overrides)
-        return cfg, config_dict(cfg)
-    if method in STARTS_METHODS:   # the base distiller's config: its init is the set
-        cfg = preset_config(preset, dataset, method.removesuffix("-starts"), ipc, seed=seed, **overrides)
-        return cfg, {**json.loads(json.dumps(cfg.__dict__)), "starts_of": cfg.method}
-    prune = {}
-    if method == "static-prune":   # its full-data reference network is sized like DASM's in the same preset
-        ref = reference_size(preset, dataset)
-        prune = {"drop": drop, "reference_epochs": int(overrides.pop("reference_epochs", None) or ref["epochs"]),
-                 "reference_width": int(overrides.pop("probe_width", None) or ref["width"])}
-    cfg = preset_config(preset, dataset, base_method if method == "static-prune" else method, ipc,
-                        seed=seed, **overrides)
-    settings = json.loads(json.dumps(cfg.__dict__))
-    return cfg, {**settings, **prune}
+def run_config(data: Dataset, method: str, ipc: int, *, preset: str = "cpu", seed: int = 0,
+               **overrides: object) -> RunConfig:
+    """The resolved configuration of a run of ``method`` on ``data`` (its validation split included)."""
+    return resolve(preset, data.name, method, ipc, seed=seed, val_split=data.val_split, **overrides)
 
 
-def distill_run(data: Dataset, method: str, ipc: int, out: str | os.PathLike, *, preset: str = "cpu",
-                seed: int = 0, progress: bool = True, callback: Callable[[dict], None] | None = None,
-                should_stop: Callable[[], bool] | None = None,
+def distill_run(data: Dataset, method: str | RunConfig, ipc: int | None = None, out: str | os.PathLike = ".", *,
+                preset: str = "cpu", seed: int = 0, progress: bool = True,
+                callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
                 on_segment: Callable[[dict, SyntheticSet], None] | None = None,
                 **overrides: object) -> SyntheticSet:
-    """Make the ``ipc``-per-class set of ``method`` in ``out`` and return it.
+    """Make the ``ipc``-per-class set of ``method`` in ``out`` and return it (``method`` may also be a
+    :class:`~dasm.config.RunConfig` from :func:`run_config`, then ``ipc`` and the settings come from it).
 
     A finished run with the same settings is loaded instead of recomputed; an interrupted one
     (or one ended by ``should_stop``, which leaves its set as ``partial.pt``) resumes from its
     checkpoint. The distillation's wall time (``seconds``; for DASM also ``probe_seconds``, the
-    probes' share of it) is appended to ``results.csv``.
-    ``callback(log)`` runs after every distillation iteration and ``should_stop()`` ends it early
-    (see :func:`dasm.distill.distill_segment`; every distilling method, static pruning included);
-    ``on_segment(log, syn)`` runs when a DASM segment
-    finishes (``dasm`` and ``dasm-nodifficulty`` only; see :func:`dasm.sequential.dasm_distill`).
+    probes' share of it) is appended to ``results.csv``. ``callback(log)`` runs after every
+    distillation iteration and ``should_stop()`` ends it early (see :func:`dasm.distill.distill_segment`);
+    ``on_segment(log, syn)`` runs when a DASM segment finishes (see :func:`dasm.sequential.dasm_distill`).
     """
-    method = method.lower()
-    if method not in ALL_METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(ALL_METHODS)}.")
+    cfg = method if isinstance(method, RunConfig) else run_config(data, method, ipc, preset=preset, seed=seed,
+                                                                  **overrides)
     out = Path(out)
-    done = out / "synthetic.pt"
-    cfg, settings = run_config(data.name, method, ipc, preset=preset, seed=seed, **overrides)
-    if data.val_split is not None:   # a run on a training split is a different run from one on all of it
-        settings = {**settings, "val_split": list(data.val_split)}
+    done, stamp = out / "synthetic.pt", cfg.to_dict()
     if done.exists() and (out / "config.json").exists():
-        if json.loads((out / "config.json").read_text()) == settings:
+        if json.loads((out / "config.json").read_text()) == stamp:
             return SyntheticSet.load(done, device=data.device)
         raise ValueError(f"{out} already holds a different run; choose another --out or delete it.")
     t0 = time.perf_counter()
-    earlier = 0.0   # what interrupted calls before this one spent on the run's iterations
-    if method in CORESET_METHODS:
-        features = None if method == "random" else cached_features(
-            data, out.parent / "features", width=settings["feature_width"], epochs=settings["feature_epochs"],
-            seed=seed, progress=progress)
-        idx = select_coreset(data, method, ipc, seed=seed, features=features)
-        syn = SyntheticSet(data.x_train[idx].clone(), data.y_train[idx].clone(), data.num_classes,
-                           meta={"dataset": data.name, "method": method, "ipc": ipc, "seed": seed,
-                                 "mean": data.mean, "std": data.std, "indices": idx.cpu()})
-        mark_split(syn, data)
-        syn.save(done)
-        (out / "config.json").write_text(json.dumps(settings, indent=2))
-    else:
-        base = getattr(cfg, "base", cfg)
-        features = None
-        if base.init == "modes":   # k-means modes in the embedding of the preset's full-data network (cached)
-            size = ({"width": cfg.probe_width, "epochs": cfg.reference_epochs} if base is not cfg
-                    else reference_size(preset, data.name))
-            features = cached_features(data, out.parent / "features", width=size["width"], epochs=size["epochs"],
-                                       seed=seed, progress=progress)
-        if method in STARTS_METHODS:   # no matching: the set is written as it starts
-            idx = None if cfg.init == "noise" else initial_indices(data, cfg.ipc, cfg.factor, cfg.init, cfg.seed,
-                                                                    features)
-            start = None if idx is None else images_at(data, idx, cfg.ipc, cfg.factor)
-            syn = new_synthetic_set(data, cfg.ipc, cfg.factor, cfg.init, cfg.seed, features, start=start,
-                                    method=method, config=asdict(cfg),
-                                    **({} if idx is None else {"indices": idx.cpu()}))
-            syn.save(done)
-        elif method in ("dasm", "dasm-nodifficulty"):
-            syn, _, _ = dasm_distill(data, cfg, out=out, progress=progress, callback=callback,
-                                     should_stop=should_stop, on_segment=on_segment, features=features)
-        else:
-            if method == "static-prune":
-                syn, hist, _ = static_prune(data, cfg, drop=settings["drop"],
-                                            reference_epochs=settings["reference_epochs"],
-                                            reference_width=settings["reference_width"], out=out, progress=progress,
-                                            callback=callback, should_stop=should_stop, features=features)
-            else:
-                syn, hist = distill(data, cfg, out=out, progress=progress, callback=callback,
-                                    should_stop=should_stop, features=features)
-            earlier = resumed_seconds(hist)
-        if not done.exists():   # stopped early: partial.pt + checkpoints; the next call resumes
-            return syn
-        syn.meta["preset"] = preset
-        mark_split(syn, data)
-        syn.save(done)
-        if method in ("static-prune", *STARTS_METHODS) or data.val_split is not None:  # beyond the base config
-            (out / "config.json").write_text(json.dumps(settings, indent=2))
+    hooks = {"progress": progress, "callback": callback, "should_stop": should_stop}
+    make = {"coreset": _select, "starts": _starts, "distiller": _distill, "sequential": _sequential}[cfg.family]
+    syn, earlier = make(data, cfg, out, stamp, on_segment=on_segment, **hooks)
+    if not done.exists():   # stopped early: partial.pt + checkpoints; the next call resumes
+        return syn
     timing = {"seconds": time.perf_counter() - t0 + earlier}
-    if method in ("dasm", "dasm-nodifficulty"):   # summed over segments, so a resumed run counts them all
+    if cfg.sequential is not None:   # summed over segments, so a resumed run counts them all
         logs = syn.meta.get("segment_logs", [])
         seconds = sum(float(log["seconds"]) for log in logs)
         timing = {"seconds": seconds, "probe_seconds": seconds - sum(float(log["distill_seconds"]) for log in logs)}
-    append_results(_timing_rows(data, method, ipc, seed, preset, **timing), out / "results.csv")
+    append_results(_timing_rows(cfg, data.device.type, **timing), out / "results.csv")
     return syn
+
+
+def _features(data: Dataset, cfg: RunConfig, out: Path, progress: bool) -> Tensor | None:
+    """The cached embedding ``cfg`` selects in or starts its modes from (``features/`` next to the run folder)."""
+    if cfg.features is None:
+        return None
+    return cached_features(data, out.parent / "features", width=cfg.features.feature_width,
+                           epochs=cfg.features.feature_epochs, seed=cfg.seed, progress=progress)
+
+
+def _finish(data: Dataset, syn: SyntheticSet, cfg: RunConfig, out: Path, stamp: dict) -> SyntheticSet:
+    """Mark ``syn`` with the run's preset and split, save it and its ``config.json``: the run is done."""
+    syn.meta["preset"] = cfg.preset
+    mark_split(syn, data)
+    syn.save(out / "synthetic.pt")
+    (out / "config.json").write_text(json.dumps(stamp, indent=2))
+    return syn
+
+
+def _select(data: Dataset, cfg: RunConfig, out: Path, stamp: dict, *, progress: bool, **_: object
+            ) -> tuple[SyntheticSet, float]:
+    """A coreset: real images picked by ``cfg.method``."""
+    idx = select_coreset(data, cfg.method, cfg.ipc, seed=cfg.seed, features=_features(data, cfg, out, progress))
+    syn = SyntheticSet(data.x_train[idx].clone(), data.y_train[idx].clone(), data.num_classes,
+                       meta={"dataset": data.name, "method": cfg.method, "ipc": cfg.ipc, "seed": cfg.seed,
+                             "mean": data.mean, "std": data.std, "indices": idx.cpu()})
+    return _finish(data, syn, cfg, out, stamp), 0.0
+
+
+def _starts(data: Dataset, cfg: RunConfig, out: Path, stamp: dict, *, progress: bool, **_: object
+            ) -> tuple[SyntheticSet, float]:
+    """The base distiller's starting set, not distilled (its real images' ``indices`` recorded)."""
+    d = cfg.distill
+    features = _features(data, cfg, out, progress)
+    idx = None if d.init == "noise" else initial_indices(data, d.ipc, d.factor, d.init, d.seed, features)
+    start = None if idx is None else images_at(data, idx, d.ipc, d.factor)
+    syn = new_synthetic_set(data, d.ipc, d.factor, d.init, d.seed, features, start=start, method=cfg.method,
+                            config=asdict(d), **({} if idx is None else {"indices": idx.cpu()}))
+    return _finish(data, syn, cfg, out, stamp), 0.0
+
+
+def _distill(data: Dataset, cfg: RunConfig, out: Path, stamp: dict, *, progress: bool, callback, should_stop,
+             **_: object) -> tuple[SyntheticSet, float]:
+    """One pass of a distiller."""
+    syn, hist = distill(data, cfg.distill, out=out, progress=progress, callback=callback, should_stop=should_stop,
+                        features=_features(data, cfg, out, progress), stamp=stamp)
+    if (out / "synthetic.pt").exists():
+        _finish(data, syn, cfg, out, stamp)
+    return syn, resumed_seconds(hist)
+
+
+def _sequential(data: Dataset, cfg: RunConfig, out: Path, stamp: dict, *, progress: bool, callback, should_stop,
+                on_segment=None) -> tuple[SyntheticSet, float]:
+    """DASM or one of its ablations (segments without difficulty; static pruning)."""
+    features = _features(data, cfg, out, progress)
+    if cfg.sequential is not None:
+        syn, _, _ = dasm_distill(data, cfg.sequential, out=out, progress=progress, callback=callback,
+                                 should_stop=should_stop, on_segment=on_segment, features=features, stamp=stamp)
+        earlier = 0.0
+    else:
+        p = cfg.prune
+        syn, hist, _ = static_prune(data, cfg.distill, drop=p.drop, score=p.score, reference_epochs=p.reference_epochs,
+                                    reference_width=p.reference_width, out=out, progress=progress, callback=callback,
+                                    should_stop=should_stop, features=features, stamp=stamp)
+        earlier = resumed_seconds(hist)
+    if (out / "synthetic.pt").exists():
+        _finish(data, syn, cfg, out, stamp)
+    return syn, earlier
 
 
 def split_columns(data: Dataset) -> dict[str, float]:
@@ -249,6 +237,71 @@ def full_data_run(data: Dataset, out: str | os.PathLike, *, seeds: list[int] = (
     return done[(done["protocol"] == protocol.id) & done["seed"].astype(int).isin(list(seeds))].reset_index(drop=True)
 
 
+# ---------------------------------------------------------------------------------------
+# The run grid: every "distill, then evaluate, for these methods x IPCs x seeds" goes through here
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a grid: ``method`` at ``ipc`` distilled with ``seed``, with ``overrides`` of the preset."""
+
+    method: str
+    ipc: int
+    seed: int = 0
+    overrides: tuple[tuple[str, object], ...] = ()
+
+    def settings(self) -> dict:
+        """The overrides as keyword arguments."""
+        return dict(self.overrides)
+
+
+def grid(methods: list[str], ipcs: list[int], seeds: list[int] = (0,), **overrides: object) -> list[Cell]:
+    """Every (method, IPC, seed) cell, each with the ``overrides`` its method takes (``None`` dropped).
+
+    A segmented method gets at most one segment per image per class (``segments`` capped at the IPC).
+    """
+    cells = []
+    for ipc in ipcs:
+        for name in methods:
+            over = applicable(name, overrides)
+            if method_spec(name).segments and "segments" in over:
+                over["segments"] = min(int(over["segments"]), ipc)
+            cells += [Cell(method_spec(name).name, ipc, seed, tuple(sorted(over.items()))) for seed in seeds]
+    return cells
+
+
+def cell_folder(root: str | os.PathLike, data: Dataset, cell: Cell, preset: str = "cpu") -> Path:
+    """``root/<dataset>-<method>-ipc<ipc>-seed<seed>-<key>``: one folder per setting, so runs never collide."""
+    return Path(root) / run_config(data, cell.method, cell.ipc, preset=preset, seed=cell.seed, **cell.settings()).name()
+
+
+def run_cell(data: Dataset, cell: Cell, root: str | os.PathLike, *, preset: str = "cpu",
+             eval_seeds: list[int] | None = None, archs: list[str] | None = None, epochs: int | None = None,
+             progress: bool = True, should_stop: Callable[[], bool] | None = None) -> pd.DataFrame:
+    """Distill (or select) one cell into its folder under ``root`` and evaluate it (``eval_seeds``, default
+    the cell's own seed); return its rows: the distillation time and every evaluation asked for.
+    Done work is skipped; a cell stopped by ``should_stop`` returns no rows (its checkpoint waits)."""
+    cfg = run_config(data, cell.method, cell.ipc, preset=preset, seed=cell.seed, **cell.settings())
+    out = Path(root) / cfg.name()
+    distill_run(data, cfg, out=out, progress=progress, should_stop=should_stop)
+    if not (out / "synthetic.pt").exists():
+        return pd.DataFrame()
+    rows = evaluate_run(out, data, preset=preset, seeds=eval_seeds or [cell.seed], archs=archs, epochs=epochs,
+                        progress=progress)
+    table = pd.read_csv(out / "results.csv")
+    timing = table[(table.protocol == "distill") & (table.seed == cell.seed)].groupby("metric").tail(1)
+    return pd.concat([timing, rows], ignore_index=True).assign(run=str(out))
+
+
+def run_grid(data: Dataset, cells: list[Cell], root: str | os.PathLike, *, preset: str = "cpu",
+             eval_seeds: list[int] | None = None, archs: list[str] | None = None, epochs: int | None = None,
+             progress: bool = True) -> pd.DataFrame:
+    """:func:`run_cell` for every cell (resumable: finished distillations and evaluations are reused); all rows."""
+    frames = [run_cell(data, c, root, preset=preset, eval_seeds=eval_seeds, archs=archs, epochs=epochs,
+                       progress=progress) for c in cells]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def read_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
     """All ``results.csv`` tables under ``paths`` (folders searched recursively) as one table."""
     frames = []
@@ -258,4 +311,5 @@ def read_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-__all__ = ["ALL_METHODS", "DASM_METHODS", "distill_run", "evaluate_run", "load_run_set", "read_results"]
+__all__ = ["Cell", "grid", "cell_folder", "run_cell", "run_grid", "run_config", "distill_run", "evaluate_run",
+           "full_data_run", "load_run_set", "read_results"]

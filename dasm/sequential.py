@@ -3,8 +3,7 @@
 The synthetic set is distilled in K segments. For segment k:
 
 1. a probe network M_{k-1} is trained on the segments already distilled (S_1 .. S_{k-1}) with
-   the evaluation recipe (for k = 1 there is none: ``first_probe="none"`` uses all real data,
-   ``"real"`` trains a probe briefly on real data);
+   the evaluation recipe (for k = 1 there is none: the first segment is matched against all real data);
 2. every real training sample is scored by M_{k-1} (``score``: loss, EL2N, margin, GraNd,
    forgetting, or learnability against a reference network trained on all real data);
 3. per class, a pool R_k of real samples is selected whose difficulty fits segment k
@@ -41,7 +40,7 @@ from torch import Tensor
 
 from .coreset import embed_dataset, feature_network
 from .data import Dataset
-from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, forgetting_scores, reference_network,
+from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, reference_network,
                          score_samples, scores_from_logits)
 from .distill import PARTIAL, DistillConfig, distill_segment, resumed_seconds, save_run, save_starts
 from .evaluate import make_augment
@@ -52,7 +51,6 @@ from .pruning import static_prune  # noqa: F401 (re-exported: the static-pruning
 from .synthetic import SyntheticSet, images_at, initial_images, initial_indices, new_synthetic_set
 from .train import Recipe, accuracy, predict, train_model
 
-FIRST_PROBES = ("none", "real")
 INIT_FROM = ("pool", "all")
 MATCH_NETS = ("fresh", "probe")
 MODES = ("own", "complement", "joint")
@@ -99,10 +97,8 @@ class DasmConfig:
     score: str = "loss"
     policy: str = "window"
     window: float = 0.5
-    first_probe: str = "none"
     probe_epochs: int = 300
     probe_width: int = 128
-    real_probe_epochs: int = 2
     reference_epochs: int = 20
     iterations_per_segment: int | None = None
     scale_lr: bool | None = None
@@ -118,8 +114,6 @@ class DasmConfig:
             raise ValueError(f"Unknown score {self.score!r}; choose one of {', '.join(SCORES)}.")
         if self.policy not in POLICIES:
             raise ValueError(f"Unknown policy {self.policy!r}; choose one of {', '.join(POLICIES)}.")
-        if self.first_probe not in FIRST_PROBES:
-            raise ValueError(f"first_probe must be one of {', '.join(FIRST_PROBES)}, got {self.first_probe!r}.")
         if self.init_from not in INIT_FROM:
             raise ValueError(f"init_from must be one of {', '.join(INIT_FROM)}, got {self.init_from!r}.")
         if self.modes not in MODES:
@@ -199,7 +193,8 @@ def train_probe(data: Dataset, syn: SyntheticSet, recipe: Recipe, arch: str = "c
 def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
                  callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
                  on_segment: Callable[[dict, SyntheticSet], None] | None = None,
-                 features: Tensor | None = None) -> tuple[SyntheticSet, pd.DataFrame, pd.DataFrame]:
+                 features: Tensor | None = None, stamp: dict | None = None
+                 ) -> tuple[SyntheticSet, pd.DataFrame, pd.DataFrame]:
     """Distill ``cfg.base.ipc`` images per class in ``cfg.segments`` difficulty-aligned segments.
 
     Returns the set, the matching-loss history of all segments and the per-segment log. With
@@ -208,17 +203,17 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     ``features``: an embedding of ``data.x_train`` for the base's ``init="modes"`` (default: that of
     a reference network sized by ``probe_width`` and ``reference_epochs``); each segment then starts
     from the k-means modes of its own starting pool, never from a real image an earlier segment
-    started from.
+    started from. ``stamp``: what ``out/config.json`` records once the set is finished (default: ``cfg``).
     """
     base = cfg.base
     out = Path(out) if out is not None else None
     if out is not None:   # segments saved by a run with other settings must not be resumed into this one
-        settings, stamp = config_dict(cfg), out / "dasm.json"
-        if stamp.exists() and json.loads(stamp.read_text()) != settings:
-            raise ValueError(f"{out} holds DASM segments distilled with other settings ({stamp}); "
+        settings, marker = config_dict(cfg), out / "dasm.json"
+        if marker.exists() and json.loads(marker.read_text()) != settings:
+            raise ValueError(f"{out} holds DASM segments distilled with other settings ({marker}); "
                              "choose another --out or delete the folder.")
         out.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps(settings, indent=2))
+        marker.write_text(json.dumps(settings, indent=2))
     sizes = cfg.segment_sizes()
     seg_cfg_iters = cfg.segment_iterations()
     reference = None
@@ -250,15 +245,8 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
         log: dict = {"segment": k, "stage": "segment", "ipc": n_k}
         # 1-2. probe and scores
         scores = None
-        if (k == 0 and cfg.first_probe == "none") or (cfg.policy == "none" and cfg.match_net == "fresh"):
-            probe = None
-        elif k == 0:  # no synthetic data yet: a probe trained briefly on the real data
-            torch.manual_seed(base.seed)
-            probe = get_network("convnet", data.channels, data.num_classes, data.im_size,
-                                width=cfg.probe_width).to(data.device)
-            train_model(probe, data.x_train, data.y_train, Recipe(epochs=cfg.real_probe_epochs, augment="none"),
-                        normalize=data.normalize, progress=progress, desc="real probe")
-            probe.eval()
+        if k == 0 or (cfg.policy == "none" and cfg.match_net == "fresh"):
+            probe = None   # nothing distilled yet to probe with, or nothing to use a probe for
         else:
             probe = train_probe(data, syn, Recipe(epochs=cfg.probe_epochs), seed=base.seed + k,
                                 progress=progress, width=cfg.probe_width)
@@ -270,11 +258,8 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
                 log["probe_val_acc"] = accuracy(probe, data.x_val, data.y_val, data.normalize)
             if cfg.score in LOGIT_SCORES:
                 scores = scores_from_logits(cfg.score, logits, data.y_train)
-            elif cfg.score == "forgetting" and syn is not None:
-                scores = _real_forgetting(data, syn, cfg, base.seed + k)
             elif cfg.score == "forgetting":
-                scores = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize,
-                                           epochs=cfg.real_probe_epochs, seed=base.seed, width=cfg.probe_width)[0]
+                scores = _real_forgetting(data, syn, cfg, base.seed + k)
             else:
                 if cfg.score == "learnability" and reference is None:
                     reference = reference_network(data, epochs=cfg.reference_epochs, seed=base.seed,
@@ -362,7 +347,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
             if all(s is not None for s in starts):   # segments saved before start images were kept have none
                 save_starts(out, replace(syn, images=torch.cat(starts).to(syn.device), meta=dict(syn.meta)))
             syn.save(out / "synthetic.pt")
-            (out / "config.json").write_text(json.dumps(config_dict(cfg), indent=2))
+            (out / "config.json").write_text(json.dumps(stamp or config_dict(cfg), indent=2))
             for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):
                 stale.unlink(missing_ok=True)
     return syn, history, seg_table
@@ -413,7 +398,7 @@ def _load_stage(stage_dir: Path | None, device: torch.device) -> tuple[Synthetic
 def _save_stage(stage_dir: Path, syn: SyntheticSet, hist: pd.DataFrame, cfg: DistillConfig, log: dict,
                 selection: dict | None = None) -> None:
     """Save a finished stage; ``done.json`` is written last, so only complete stages are resumed from."""
-    save_run(stage_dir, syn, hist, cfg)
+    save_run(stage_dir, syn, hist, asdict(cfg))
     if selection is not None:
         torch.save(selection, stage_dir / "selection.pt")
     (stage_dir / "done.json").write_text(json.dumps(log, indent=2))

@@ -49,11 +49,11 @@ from pathlib import Path
 
 
 from dasm.analysis.figures import save_figure
-from dasm.analysis.saturation import plot_saturation, saturation_table, sweep
+from dasm.analysis.saturation import plot_saturation, saturation_table
 from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import REAL_RECIPES
-from dasm.runs import full_data_run, read_results
+from dasm.runs import full_data_run, grid, read_results, run_grid
 
 out = Path(OUT) / DATASET
 data = load_dataset(DATASET, device=resolve_device(DEVICE))
@@ -62,15 +62,15 @@ data
 # %% [markdown]
 # ## 1. The sweep
 #
-# `sweep(data, ipcs, methods, out, ...)` distills (or selects) and evaluates every
-# combination into `out/<method>-ipc<ipc>-seed<seed>` and returns every `results.csv`
-# under `out` as one tidy table. Extra keywords go to `distill_run` (`iterations`) or to
-# `evaluate_run` (`epochs`); `None` keeps the preset's value. DASM's own settings
-# (`segments`) reach only DASM, and are capped at the IPC.
+# `grid(methods, ipcs, seeds, **settings)` lists every (method, IPC, seed) cell with the settings
+# its method takes (`iterations` no coreset, `segments` only DASM, capped at the IPC; `None` keeps
+# the preset's value), and `run_grid(data, cells, out, ...)` distills (or selects) and evaluates
+# each into its own folder under `out`, named by its settings, returning the tidy rows. A finished
+# cell is loaded, an interrupted one resumes.
 
 # %%
-sweep(data, IPCS, METHODS, out, preset=PRESET, seeds=SEEDS, iterations=ITERATIONS, epochs=EVAL_EPOCHS,
-      segments=SEGMENTS);
+cells = grid(METHODS, IPCS, SEEDS, iterations=ITERATIONS, segments=SEGMENTS)
+run_grid(data, cells, out, preset=PRESET, epochs=EVAL_EPOCHS);
 
 # %% [markdown]
 # ## 2. The ceiling: training on all the data

@@ -45,7 +45,7 @@ from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import summarize
 from dasm.nets import list_networks
-from dasm.runs import DASM_METHODS, distill_run, evaluate_run
+from dasm.runs import cell_folder, evaluate_run, grid, run_grid
 
 out = Path(OUT) / f"{DATASET}-ipc{IPC}"
 data = load_dataset(DATASET, device=resolve_device(DEVICE))
@@ -64,16 +64,14 @@ list_networks()
 # %% [markdown]
 # ## 2. The sets
 #
-# One run folder per method. `distill_run` loads a finished run instead of repeating it, so
-# this cell is quick the second time. To evaluate sets made elsewhere (e.g. by
+# One run folder per method, named by its settings. `run_grid` loads a finished run instead of
+# repeating it, so this cell is quick the second time. To evaluate sets made elsewhere (e.g. by
 # `03_saturation_over_ipc` or `dasm distill`), point `runs` at their folders instead.
 
 # %%
-runs = {}
-for method in METHODS:
-    over = {"segments": min(SEGMENTS, IPC)} if method in DASM_METHODS[:2] else {}
-    runs[method] = out / method
-    distill_run(data, method, IPC, runs[method], preset=PRESET, iterations=ITERATIONS, **over)
+cells = grid(METHODS, [IPC], iterations=ITERATIONS, segments=SEGMENTS)
+run_grid(data, cells, out, preset=PRESET, epochs=EVAL_EPOCHS)
+runs = {c.method: cell_folder(out, data, c, PRESET) for c in cells}
 pd.Series({m: str(p) for m, p in runs.items()}, name="run folder").to_frame()
 
 # %% [markdown]

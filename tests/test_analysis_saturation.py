@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from dasm.analysis.saturation import plot_saturation, saturation_table, sweep
+from dasm.analysis.saturation import plot_saturation, saturation_table
+from dasm.runs import grid, run_grid
 
 
 def results() -> pd.DataFrame:
@@ -64,13 +65,10 @@ def test_plot_log_axis_labels_and_lines():
     assert sorted(x.get_text() for x in again.axes[0].get_legend().get_texts()) == sorted(labels)
 
 
-def test_sweep_random_coresets_resumes(digits, tmp_path):
-    table = sweep(digits, ipcs=[1, 2], methods=["random"], out=tmp_path, seeds=[0], progress=False, epochs=2)
+def test_a_grid_of_random_coresets_draws_its_saturation_table(digits, tmp_path):
+    table = run_grid(digits, grid(["random"], [1, 2], [0]), tmp_path, progress=False, epochs=2)
     acc = table[table["metric"] == "test_acc"]
     assert sorted(zip(acc["method"], acc["ipc"], acc["seed"])) == [("random", 1, 0), ("random", 2, 0)]
     assert acc["value"].between(0, 100).all()
-    assert (tmp_path / "random-ipc1-seed0" / "synthetic.pt").exists()
-    again = sweep(digits, ipcs=[1, 2], methods=["random"], out=tmp_path, seeds=[0], progress=False, epochs=2)
-    assert len(again) == len(table)  # nothing redone, nothing appended
-    sat = saturation_table(again)
+    sat = saturation_table(table)
     assert sat["ipc"].tolist() == [1, 2] and (sat["count"] == 1).all()

@@ -139,7 +139,7 @@ def test_config_validation():
         preset_config("laptop", "digits", "idc", 10)
     paper = preset_config("paper", "fashion-mnist", "idc", 10)
     assert (paper.metric, paper.factor, paper.iterations, paper.match_steps, paper.batch_real) == ("l1", 2, 2000, 100, 64)
-    assert paper.lr_img == pytest.approx(1e-4) and paper.batch_syn_max == 128
+    assert paper.lr_img == pytest.approx(1e-4 * (28 / 32) ** 2) and paper.batch_syn_max == 128  # tests/test_paper_preset.py
     dsa = preset_config("paper", "fashion-mnist", "dsa", 50)
     assert (dsa.match_steps, dsa.net_steps, dsa.augment) == (50, 10, True)
     assert preset_protocol("paper", "fashion-mnist", "idc").recipe.schedule == "idc"

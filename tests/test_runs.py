@@ -3,9 +3,10 @@
 import pandas as pd
 import torch
 
-from dasm.analysis.saturation import sweep
-from dasm.config import dasm_preset_config, preset_config
-from dasm.runs import distill_run, evaluate_run, full_data_run, run_config
+import pytest
+
+from dasm.config import dasm_preset_config, preset_config, resolve
+from dasm.runs import cell_folder, distill_run, evaluate_run, full_data_run, grid, run_grid
 from dasm.train import Recipe
 
 
@@ -21,27 +22,46 @@ def test_probe_started_matching_sizes_the_probes_like_the_matching_network():
 
 
 def test_static_prune_reference_is_sized_like_dasms():
-    dasm_cfg, _ = run_config("fashion-mnist", "dasm", 10, preset="cpu")
-    _, settings = run_config("fashion-mnist", "static-prune", 10, preset="cpu", drop=0.2)
-    assert settings["drop"] == 0.2
-    assert (settings["reference_epochs"], settings["reference_width"]) == (dasm_cfg.reference_epochs,
-                                                                           dasm_cfg.probe_width)
-    _, settings = run_config("fashion-mnist", "static-prune", 10, preset="cpu", reference_epochs=2)
-    assert settings["reference_epochs"] == 2
-    _, settings = run_config("fashion-mnist", "static-prune", 1, preset="cpu")   # fewer images than segments
-    assert (settings["ipc"], settings["reference_width"]) == (1, dasm_cfg.probe_width)
+    dasm_cfg = resolve("cpu", "fashion-mnist", "dasm", 10).sequential
+    prune = resolve("cpu", "fashion-mnist", "static-prune", 10, drop=0.2).prune
+    assert prune.drop == 0.2
+    assert (prune.reference_epochs, prune.reference_width) == (dasm_cfg.reference_epochs, dasm_cfg.probe_width)
+    assert resolve("cpu", "fashion-mnist", "static-prune", 10, reference_epochs=2).prune.reference_epochs == 2
+    one = resolve("cpu", "fashion-mnist", "static-prune", 1)   # fewer images than segments
+    assert (one.ipc, one.prune.reference_width) == (1, dasm_cfg.probe_width)
 
 
 def test_coreset_feature_network_is_sized_by_the_preset():
-    _, prune = run_config("fashion-mnist", "static-prune", 10, preset="cpu")
+    prune = resolve("cpu", "fashion-mnist", "static-prune", 10).prune
     for method in ("herding", "kcenter"):
-        _, cpu = run_config("fashion-mnist", method, 10, preset="cpu")
-        assert (cpu["feature_width"], cpu["feature_epochs"]) == (prune["reference_width"], prune["reference_epochs"]) == (32, 5)
-        _, paper = run_config("fashion-mnist", method, 10, preset="paper")
-        assert (paper["feature_width"], paper["feature_epochs"]) == (128, 20)
-    _, settings = run_config("digits", "herding", 10, feature_epochs=2)
-    assert settings["feature_epochs"] == 2
-    assert "feature_width" not in run_config("digits", "random", 10)[1]
+        cpu = resolve("cpu", "fashion-mnist", method, 10).features
+        assert (cpu.feature_width, cpu.feature_epochs) == (prune.reference_width, prune.reference_epochs) == (32, 5)
+        paper = resolve("paper", "fashion-mnist", method, 10).features
+        assert (paper.feature_width, paper.feature_epochs) == (128, 20)
+    assert resolve("cpu", "digits", "herding", 10, feature_epochs=2).features.feature_epochs == 2
+    assert resolve("cpu", "digits", "random", 10).features is None
+
+
+def test_resolve_names_a_bad_setting_and_the_method_it_does_not_apply_to():
+    with pytest.raises(ValueError, match="Unknown method 'idk'"):
+        resolve("cpu", "digits", "idk", 10)
+    with pytest.raises(ValueError, match="takes no setting drop"):
+        resolve("cpu", "digits", "dasm", 10, drop=0.2)
+    with pytest.raises(ValueError, match="takes no setting iterations"):
+        resolve("cpu", "digits", "random", 10, iterations=3)
+    with pytest.raises(ValueError, match="Unknown setting"):
+        resolve("cpu", "digits", "idc", 10, iteration=3)
+    with pytest.raises(ValueError, match="positive integer"):
+        resolve("cpu", "digits", "idc", 0)
+
+
+def test_the_key_names_every_setting_but_the_seed():
+    a, b = resolve("cpu", "digits", "idc", 10), resolve("cpu", "digits", "idc", 10, seed=1)
+    assert a.key() == b.key() and a.name() != b.name()
+    assert resolve("cpu", "digits", "idc", 10, lr_img=0.02).key() != a.key()
+    assert resolve("cpu", "digits", "idc", 10, val_split=(0.1, 0)).key() != a.key()
+    assert resolve("cpu", "digits", "idc", 10, iterations=None).key() == a.key()   # None: the preset's value
+    assert a.name().startswith("digits-idc-ipc10-seed0-")
 
 
 def test_herding_and_kcenter_train_their_feature_network_once(digits, tmp_path, monkeypatch):
@@ -82,12 +102,17 @@ def test_full_data_run_skips_done_seeds(digits, tmp_path):
     assert len(pd.read_csv(tmp_path / "results.csv")) == len(first)
 
 
-def test_sweep_gives_dasm_knobs_to_dasm_only(digits, tmp_path):
-    results = sweep(digits, [2], ["random", "idc", "dasm"], tmp_path, iterations=1, epochs=1, segments=2,
-                    probe_epochs=1, progress=False)
+def test_the_grid_gives_each_method_its_own_settings_and_caps_segments(digits, tmp_path):
+    cells = grid(["random", "idc", "dasm"], [2], iterations=1, segments=5, probe_epochs=1)
+    assert [dict(c.overrides) for c in cells] == [{}, {"iterations": 1}, {"iterations": 1, "segments": 2,
+                                                                           "probe_epochs": 1}]
+    results = run_grid(digits, cells, tmp_path, epochs=1, progress=False)
     acc = results[results.metric == "test_acc"]
     assert set(acc.method) == {"random", "idc", "dasm"}
     assert acc[acc.method == "dasm"].segments.iloc[0] == 2
+    assert {p.name for p in tmp_path.iterdir() if p.is_dir()} >= {cell_folder(tmp_path, digits, c).name for c in cells}
+    again = run_grid(digits, cells, tmp_path, epochs=1, progress=False)   # loaded and read back, not redone
+    assert again[again.metric == "test_acc"].value.tolist() == acc.value.tolist()
 
 
 def test_dasm_run_records_what_its_probes_cost(digits, tmp_path):
@@ -109,7 +134,7 @@ def test_dasm_on_a_modes_base_deals_the_bases_own_modes():
     # CPU_EVIDENCE "fashion-mnist-dasm-ipc50-joint": above IPC 10 the base starts from modes, and DASM
     # starts at those same modes, dealt to its segments by difficulty
     fifty, ten = dasm_preset_config("cpu", "fashion-mnist", 50), dasm_preset_config("cpu", "fashion-mnist", 10)
-    assert (fifty.base.init, fifty.init_from, fifty.modes) == ("modes", "pool", "joint")
+    assert (fifty.base.init, fifty.modes) == ("modes", "joint")
     assert (ten.base.init, ten.init_from, ten.modes) == ("mix", "all", "own")
     assert dasm_preset_config("cpu", "fashion-mnist", 50, modes="own").modes == "own"
     assert dasm_preset_config("cpu", "fashion-mnist", 50, init_from="all").init_from == "all"

@@ -29,7 +29,8 @@ def test_distill_panel_runs_dasm_from_the_button(tmp_path):
     assert panel.wait(180)
 
     assert panel.error is None, panel.status.text
-    assert panel.out_dir == tmp_path / "digits-dasm-ipc2-seed0"
+    assert panel.out_dir == tmp_path / panel.spec().config().name()
+    assert panel.out_dir.name.startswith("digits-dasm-ipc2-seed0-")
     assert (panel.out_dir / "synthetic.pt").exists()
     assert panel.progress.value == panel.progress.max == 4
     assert panel.history and all("loss" in h for h in panel.history)

@@ -35,7 +35,7 @@ from ..data import Dataset
 from ..difficulty import forgetting_scores, loss_scores, reference_network
 from ..files import load_or_compute
 from ..nets import get_network
-from ..runs import distill_run, evaluate_run, read_results
+from ..runs import read_results
 from ..synthetic import SyntheticSet
 from .alignment import gradient_alignment, plot_alignment
 from .embeddings import embedding_table, plot_embedding
@@ -88,17 +88,11 @@ def find_runs(paths: list[str | os.PathLike]) -> dict[str, Path]:
 def fast_runs(data: Dataset, out: str | os.PathLike, ipc: int = 10, iterations: int = 10,
               progress: bool = False) -> dict[str, Path]:
     """Small random / IDC / DASM runs on ``data`` (1 evaluation seed, 50 epochs) for a quick figure set."""
-    out = Path(out)
-    runs = {}
-    for method in ("random", "idc", "dasm"):
-        folder = out / f"{method}-ipc{ipc}"
-        over = {} if method == "random" else {"iterations": iterations}
-        if method == "dasm":
-            over.update(probe_epochs=30, segments=min(5, ipc))
-        distill_run(data, method, ipc, folder, progress=progress, **over)
-        evaluate_run(folder, data, seeds=[0], epochs=50, progress=progress)
-        runs[f"{method}-ipc{ipc}"] = folder
-    return runs
+    from ..runs import cell_folder, grid, run_grid
+
+    cells = grid(["random", "idc", "dasm"], [ipc], iterations=iterations, probe_epochs=30, segments=5)
+    run_grid(data, cells, out, epochs=50, progress=progress)
+    return {f"{c.method}-ipc{ipc}": cell_folder(out, data, c) for c in cells}
 
 
 FIGURES = ("histograms", "alignment", "embeddings", "saturation", "redundancy")

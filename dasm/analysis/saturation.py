@@ -1,23 +1,16 @@
 """Saturation curves: test accuracy against images per class, per method, with the full-data line.
 
-:func:`sweep` makes and evaluates every (method, IPC, seed) run in its own folder (resumable),
-:func:`saturation_table` turns any tidy results table into mean/std/count per method and IPC,
-and :func:`plot_saturation` draws it on a log IPC axis. The plot reads only the table, so a saved
+:func:`saturation_table` turns any tidy results table (e.g. what :func:`dasm.runs.run_grid` returns)
+into mean/std/count per method and IPC, and :func:`plot_saturation` draws it on a log IPC axis. The plot reads only the table, so a saved
 CSV redraws the same figure.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..data import Dataset
-from ..runs import DASM_METHODS, distill_run, evaluate_run, read_results
-from ..sequential import DasmConfig
 from .style import dasm_style, method_color
 
 _METRIC_LABELS = {"test_acc": "test accuracy (%)", "val_acc": "validation accuracy (%)",
@@ -59,43 +52,6 @@ def saturation_table(results: pd.DataFrame, metric: str = "test_acc", arch: str 
     out["arch"] = arch
     order = [k for k in ("dataset", "is_full", "method", "protocol", "ipc") if k in out.columns]
     return out.sort_values(order, kind="stable").reset_index(drop=True)
-
-
-DEFAULT_SEGMENTS = 5
-# Knobs only the sequential methods take (DasmConfig fields and static pruning's drop); a sweep
-# passes them to DASM and its ablations and leaves them out for coresets and base distillers.
-SEQUENTIAL_KNOBS = {f.name for f in fields(DasmConfig)} | {"drop"}
-
-
-def sweep(data: Dataset, ipcs: list[int], methods: list[str], out: str | Path, preset: str = "cpu",
-          seeds: list[int] = [0], eval_seeds: list[int] | None = None, progress: bool = True,
-          **overrides: object) -> pd.DataFrame:
-    """Distill (or select) and evaluate every (method, IPC, seed) into ``out/<method>-ipc<ipc>-seed<seed>``,
-    skipping runs and evaluations already done; return every results table under ``out`` as one.
-
-    ``overrides`` go to :func:`dasm.runs.distill_run` (e.g. ``iterations=20``), except ``epochs`` and
-    ``archs``, which go to :func:`dasm.runs.evaluate_run`. ``eval_seeds=None`` evaluates each run once,
-    with its own distillation seed; DASM's ``segments`` is capped at the IPC, and DASM-only knobs
-    (:data:`SEQUENTIAL_KNOBS`) reach only the sequential methods.
-    """
-    ipcs, methods, seeds = list(ipcs), [m.lower() for m in methods], list(seeds)
-    if not ipcs or not methods or not seeds:
-        raise ValueError("sweep needs at least one IPC, one method and one seed.")
-    overrides = dict(overrides)
-    epochs = overrides.pop("epochs", None)
-    archs = overrides.pop("archs", None)
-    out = Path(out)
-    for method in methods:
-        for ipc in ipcs:
-            for seed in seeds:
-                run = out / f"{method}-ipc{ipc}-seed{seed}"
-                over = {k: v for k, v in overrides.items() if method in DASM_METHODS or k not in SEQUENTIAL_KNOBS}
-                if method in DASM_METHODS[:2]:  # DASM needs at least one image per class in each segment
-                    over["segments"] = min(int(over.get("segments") or DEFAULT_SEGMENTS), ipc)
-                distill_run(data, method, ipc, run, preset=preset, seed=seed, progress=progress, **over)
-                evaluate_run(run, data, preset=preset, seeds=list(eval_seeds) if eval_seeds is not None else [seed],
-                             archs=archs, epochs=epochs, progress=progress)
-    return read_results([out])
 
 
 def _label(metric: str) -> str:
@@ -157,4 +113,4 @@ def plot_saturation(table: pd.DataFrame, full_line: bool = True) -> Figure:
     return fig
 
 
-__all__ = ["metric_rows", "saturation_table", "sweep", "plot_saturation"]
+__all__ = ["metric_rows", "saturation_table", "plot_saturation"]

@@ -20,17 +20,17 @@ from tqdm.auto import tqdm as _auto_tqdm
 from tqdm.std import tqdm as _text_tqdm
 
 from ..config import PRESETS
-from ..coreset import CORESET_METHODS
 from ..data import Dataset, canonical_name, list_datasets, load_dataset
 from ..device import resolve_device
 from ..difficulty import SCORES
-from ..runs import ALL_METHODS, distill_run, evaluate_run
+from ..methods import REGISTRY, method_names
+from ..runs import distill_run, evaluate_run
 from ..sequential import POLICIES
 from ..synthetic import SyntheticSet
 from .base import Panel, StatusLine, text_output
 from .capture import LogBuffer, thread_output
 from .live import Throttle, grid_png, loss_png
-from .spec import DASM_DISTILLERS, RunSpec
+from .spec import RunSpec
 
 # In a Jupyter kernel tqdm.auto draws widget bars, which a worker thread would put into whatever cell
 # is current; the run's own tqdm output is used only where it is plain text (the panel's bars remain).
@@ -131,7 +131,7 @@ class DistillPanel(Panel):
         style = {"description_width": "100px"}
         controls = {
             "dataset": widgets.Dropdown(options=list_datasets(), description="dataset"),
-            "method": widgets.Dropdown(options=list(ALL_METHODS), description="method"),
+            "method": widgets.Dropdown(options=list(REGISTRY), description="method"),
             "ipc": widgets.IntText(description="IPC", tooltip="images per class"),
             "segments": widgets.IntSlider(min=1, max=max(10, int(v["segments"])), description="segments"),
             "score": widgets.Dropdown(options=list(SCORES), description="score"),
@@ -165,8 +165,8 @@ class DistillPanel(Panel):
     def _enable_controls(self) -> None:
         method = self.controls["method"].value
         for name in DASM_ONLY:
-            self.controls[name].disabled = method not in DASM_DISTILLERS
-        self.controls["iterations"].disabled = method in CORESET_METHODS
+            self.controls[name].disabled = method not in method_names(segments=True)
+        self.controls["iterations"].disabled = REGISTRY[method].family in ("coreset", "starts")
 
     # -- the public API ------------------------------------------------------------------
     def spec(self) -> RunSpec:

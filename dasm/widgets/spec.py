@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..coreset import CORESET_METHODS
-from ..runs import run_config
-
-DASM_DISTILLERS = ("dasm", "dasm-nodifficulty")   # the methods that take segments, score, policy, probes
+from ..config import RunConfig, applicable, resolve
+from ..methods import method as method_spec
 
 
 @dataclass(frozen=True)
@@ -39,21 +37,26 @@ class RunSpec:
     @property
     def is_dasm(self) -> bool:
         """Whether the method distills in difficulty-aligned segments."""
-        return self.method in DASM_DISTILLERS
+        return method_spec(self.method).segments
 
     @property
     def is_coreset(self) -> bool:
         """Whether the method only selects real images (no iterations)."""
-        return self.method in CORESET_METHODS
+        return method_spec(self.method).family in ("coreset", "starts")
 
     @property
     def can_stop(self) -> bool:
         """Whether Stop can end this method early (coreset selections run to the end)."""
         return not self.is_coreset
 
+    def config(self) -> RunConfig:
+        """The resolved configuration of the run (raises a ValueError naming a bad setting)."""
+        return resolve(self.preset, self.dataset, self.method, self.ipc, seed=self.seed, **self.overrides())
+
     def folder(self) -> Path:
-        """``<out>/<dataset>-<method>-ipc<ipc>-seed<seed>``: one folder per setting, so runs never collide."""
-        return Path(self.out) / f"{self.dataset}-{self.method}-ipc{self.ipc}-seed{self.seed}"
+        """``<out>/<dataset>-<method>-ipc<ipc>-seed<seed>-<key>``: named by every setting, so a changed
+        setting starts a new run and an unchanged one resumes or loads."""
+        return Path(self.out) / self.config().name()
 
     def overrides(self) -> dict:
         """Keyword overrides for :func:`~dasm.runs.distill_run` (only the knobs this method has)."""
@@ -66,18 +69,12 @@ class RunSpec:
             over.update(segments=self.segments, score=self.score, policy=self.policy)
             if self.probe_epochs > 0:
                 over["probe_epochs"] = self.probe_epochs
-        return {**over, **self.extra}
+        return applicable(self.method, {**over, **self.extra})
 
     def plan(self) -> tuple[int, int]:
-        """(total iterations, iterations per segment) of the run; (1, 1) for a coreset, which has none."""
-        cfg, _ = run_config(self.dataset, self.method, self.ipc, preset=self.preset, seed=self.seed,
-                            **self.overrides())
-        if cfg is None:
-            return 1, 1
-        if self.is_dasm:
-            per_segment = cfg.segment_iterations()
-            return per_segment * cfg.segments + cfg.joint_iterations(), per_segment
-        return cfg.iterations, cfg.iterations
+        """(total iterations, iterations per segment) of the run; (1, 1) for a selection, which has none."""
+        total, per_segment = self.config().iterations()
+        return (total, per_segment) if total else (1, 1)
 
     def evaluation_epochs(self) -> int | None:
         """Epochs of the evaluation (``None``: the preset's protocol)."""
