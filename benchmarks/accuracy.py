@@ -28,13 +28,14 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
-from cells import ROOT, RUNS, device_tag, parse_cells, run_cell, table_path
-from distill import suite_tables
-from readme import write_block
+from benchmarks.cells import ROOT, RUNS, device_tag, parse_cells, run_cell, table_path
+from benchmarks.distill import suite_tables
+from benchmarks.report import mean_std, to_markdown, write_block
 
 from dasm.config import preset_config, preset_protocol, reference_size
 from dasm.data import load_dataset
 from dasm.device import resolve_device
+from dasm.published import PUBLISHED_ACCURACY
 
 METHODS = ["random", "herding", "dc", "dsa", "dm", "idc", "dasm", "dasm-nodifficulty", "static-prune"]
 SEQUENTIAL = {"dasm", "dasm-nodifficulty"}
@@ -42,13 +43,7 @@ IPCS = [1, 10, 50]
 CROSS_ARCH = {"methods": ("idc", "dasm"), "ipc": 10, "archs": ["convnet", "mlp", "lenet", "resnet18"]}
 DATASETS = ["digits", "fashion-mnist"]
 
-# DESIGN.md section 4: ConvNet test accuracy on Fashion-MNIST, IPC 1/10/50, as published
-# (1000-epoch evaluation, full distillation budgets on a GPU).
-PUBLISHED = {
-    ("fashion-mnist", "dc"): (70.5, 82.3, 83.6),
-    ("fashion-mnist", "dsa"): (70.6, 84.6, 88.7),
-    ("fashion-mnist", "idc"): (81.0, 86.0, 86.2),
-}
+PUBLISHED = PUBLISHED_ACCURACY
 
 
 def cells(ipcs: list[int], methods: list[str]) -> list[tuple[str, int]]:
@@ -63,26 +58,18 @@ def archs_for(method: str, ipc: int) -> list[str]:
     return ["convnet"]
 
 
-def _cell_text(values: pd.Series) -> str:
-    if values.empty:
-        return ""
-    std = values.std() if len(values) > 1 else 0.0
-    return f"{values.mean():.1f} ± {std:.1f} ({len(values)})"
-
-
 def markdown_table(results: pd.DataFrame, dataset: str, ipcs: list[int] = IPCS) -> str:
     """Method x IPC table of mean ± std (seeds) test accuracy on ConvNet, with the published numbers."""
     acc = results[(results.metric == "test_acc") & (results.dataset == dataset) & (results.arch == "convnet")]
-    lines = ["| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " | published (IPC " + "/".join(map(str, ipcs))
-             + ") |", "|---" * (len(ipcs) + 2) + "|"]
-    for m in [m for m in METHODS if m in set(acc.method)]:
-        row = [_cell_text(acc[(acc.method == m) & (acc.ipc == i)].value) for i in ipcs]
-        pub = PUBLISHED.get((dataset, m))
-        lines.append(f"| {m} | " + " | ".join(row) + f" | {'/'.join(map(str, pub)) if pub else ''} |")
+    rows = [{"method": m, **{f"IPC {i}": mean_std(acc[(acc.method == m) & (acc.ipc == i)].value, count=True)
+                             for i in ipcs},
+             f"published (IPC {'/'.join(map(str, ipcs))})": "/".join(map(str, PUBLISHED.get((dataset, m), ())))}
+            for m in METHODS if m in set(acc.method)]
+    text = to_markdown(pd.DataFrame(rows))
     full = results[(results.dataset == dataset) & (results.method == "full") & (results.metric == "test_acc")]
     if len(full):
-        lines.append(f"\nFull training set, same ConvNet: {_cell_text(full.value)}.")
-    return "\n".join(lines)
+        text += f"\n\nFull training set, same ConvNet: {mean_std(full.value, count=True)}."
+    return text
 
 
 def cross_arch_table(results: pd.DataFrame, dataset: str) -> str:
@@ -91,12 +78,9 @@ def cross_arch_table(results: pd.DataFrame, dataset: str) -> str:
                   & (results.ipc == CROSS_ARCH["ipc"]) & results.method.isin(CROSS_ARCH["methods"])]
     if not (acc.arch != "convnet").any():   # nothing beyond the main table's column yet
         return ""
-    archs = CROSS_ARCH["archs"]
-    lines = ["| method | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
-    for m in CROSS_ARCH["methods"]:
-        lines.append(f"| {m} | " + " | ".join(_cell_text(acc[(acc.method == m) & (acc.arch == a)].value)
-                                            for a in archs) + " |")
-    return "\n".join(lines)
+    return to_markdown(pd.DataFrame([{"method": m, **{a: mean_std(acc[(acc.method == m) & (acc.arch == a)].value,
+                                                                  count=True) for a in CROSS_ARCH["archs"]}}
+                                     for m in CROSS_ARCH["methods"]]))
 
 
 def protocol_notes(preset: str, dataset: str) -> str:
@@ -152,6 +136,16 @@ def render(preset: str, datasets: list[str], device: str = "cpu") -> str:
     text = "\n".join(parts)
     (ROOT / "results" / f"accuracy_{device_tag(preset, device)}.md").write_text(text)
     return text
+
+
+def fashion_block() -> str:
+    """docs/results.md: the accuracy suite's Fashion-MNIST section (cpu preset, CPU)."""
+    return dataset_section(results_for("fashion-mnist", "cpu"), "cpu", "fashion-mnist")
+
+
+def digits_block() -> str:
+    """docs/results.md: the accuracy suite's digits section (cpu preset, CPU)."""
+    return dataset_section(results_for("digits", "cpu"), "cpu", "digits")
 
 
 def main() -> None:

@@ -3,9 +3,11 @@
 The cell ``full`` (no IPC) trains on the whole training set with the dataset's reference
 recipe instead: the ceiling every distilled set is compared to.
 
-Shared by ``distill.py`` and ``accuracy.py``. A cell whose test accuracy is already in the
-result table is skipped, so every suite resumes where it stopped; the run folders keep the
-distillation checkpoints, so even a cell cut off half-way resumes.
+A cell is a :class:`dasm.runs.Cell` run by :func:`dasm.runs.run_cell` into its folder under
+``data/runs/bench/<preset>[_<device>]/`` (named by its settings); this module adds the suite's
+result table: a cell whose test accuracy is already there is skipped, so every suite resumes
+where it stopped, and the run folders keep the distillation checkpoints, so even a cell cut off
+half-way resumes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import pandas as pd
 
 from dasm.data import Dataset
 from dasm.evaluate import append_results
-from dasm.runs import distill_run, evaluate_run, full_data_run
+from dasm.runs import Cell, cell_folder, full_data_run
+from dasm.runs import run_cell as run_one
 
 ROOT = Path(__file__).resolve().parent
 RUNS = ROOT.parent / "data" / "runs" / "bench"
@@ -33,6 +36,17 @@ def table_path(kind: str, dataset: str, preset: str = "cpu", device: str = "cpu"
                folder: Path = ROOT / "results") -> Path:
     """``<folder>/<kind>_<dataset>_<preset>[_<device>].csv``: a suite's result table (committed ones in results/)."""
     return Path(folder) / f"{kind}_{dataset}_{device_tag(preset, device)}.csv"
+
+
+def runs_root(runs: Path, preset: str, device: str) -> Path:
+    """The folder of a suite's run folders: ``<runs>/<preset>[_<device>]``."""
+    return Path(runs) / device_tag(preset, device)
+
+
+def folder_of(data: Dataset, method: str, ipc: int, seed: int, *, preset: str = "cpu", runs: Path = RUNS) -> Path:
+    """The run folder of a cell (``<dataset>-full`` holds every seed of the full-data networks)."""
+    root = runs_root(runs, preset, data.device.type)
+    return root / f"{data.name}-full" if method == "full" else cell_folder(root, data, Cell(method, ipc, seed), preset)
 
 
 def distill_timing(results: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
@@ -83,22 +97,20 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
     if method == "full":
         if has_row(table, "full", None, seed):  # its IPC is the class size, not the cell's 0
             return own
-        rows = full_data_run(data, Path(runs) / data.name / device_tag(preset, data.device.type) / "full",
-                             seeds=[seed], progress=progress)
+        rows = full_data_run(data, folder_of(data, "full", 0, seed, preset=preset, runs=runs), seeds=[seed],
+                             progress=progress)
         return append_results(rows.assign(preset=preset, device=data.device.type), table_path)
     missing = [a for a in archs or ["convnet"] if not has_row(table, method, ipc, seed, a)]
     if not missing:
         return own
-    out = Path(runs) / data.name / device_tag(preset, data.device.type) / f"{method}-ipc{ipc}-seed{seed}"
     stop = (lambda: time.monotonic() > deadline) if deadline is not None else None
-    distill_run(data, method, ipc, out, preset=preset, seed=seed, progress=progress, should_stop=stop)
-    if not (out / "synthetic.pt").exists():
-        print(f"{out.name}: stopped at the deadline, checkpointed; run again to resume", flush=True)
+    rows = run_one(data, Cell(method, ipc, seed), runs_root(runs, preset, data.device.type), preset=preset,
+                   archs=missing, progress=progress, should_stop=stop)
+    if rows.empty:
+        print(f"{method}-ipc{ipc}-seed{seed}: stopped at the deadline, checkpointed; run again to resume", flush=True)
         return own
-    evals = evaluate_run(out, data, preset=preset, seeds=[seed], archs=missing, progress=progress)
-    timing = distill_timing(pd.read_csv(out / "results.csv"), seed)
-    if not table.empty and ((table.method == method) & (table.ipc == ipc) & (table.seed == seed)
-                            & (table.protocol == "distill")).any():
-        timing = timing.iloc[:0]
-    new = pd.concat([timing, evals], ignore_index=True).assign(preset=preset, device=data.device.type)
-    return append_results(new, table_path)
+    measured = ((table.method == method) & (table.ipc == ipc) & (table.seed == seed)
+                & (table.protocol == "distill")).any() if not table.empty else False
+    if measured:   # the distillation time is already in another suite's table
+        rows = rows[rows.protocol != "distill"]
+    return append_results(rows.drop(columns="run").assign(preset=preset, device=data.device.type), table_path)

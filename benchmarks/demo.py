@@ -1,7 +1,7 @@
-"""`make demo`'s table in the README, from a committed copy of the demo's results.
+"""`make demo`'s table in docs/results.md, from a committed copy of the demo's results.
 
     python benchmarks/demo.py            # run `dasm demo` (resumes its run folders), keep its table, re-render
-    python benchmarks/demo.py --table    # only re-render the README block from the committed CSV
+    python benchmarks/demo.py --table    # only re-render the block from the committed CSV
 
 The demo itself is `dasm demo` (the same code path): IDC and DASM at IPC 10 and 30 on digits
 against random coresets and the full data, 3 evaluation seeds. Its rows, plus each run's
@@ -14,9 +14,9 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from cells import ROOT, distill_timing
-from distill import ORDER
-from readme import write_block
+from benchmarks.cells import ROOT, distill_timing
+from benchmarks.distill import ORDER
+from benchmarks.report import mean_std, to_markdown, write_block
 
 from dasm.cli import main as dasm_main
 
@@ -31,38 +31,34 @@ def collect(runs: Path = RUNS) -> pd.DataFrame:
     return pd.concat([rows, *timing], ignore_index=True)
 
 
-def mean_std(values: pd.Series) -> str:
-    """``mean ± std`` over seeds (the mean alone for one seed, nothing for none)."""
-    if len(values) > 1:
-        return f"{values.mean():.1f} ± {values.std():.1f}"
-    return f"{values.mean():.1f}" if len(values) else ""
-
-
-def readme_table(results: pd.DataFrame) -> str:
+def demo_table(results: pd.DataFrame) -> pd.DataFrame:
     """Test accuracy (mean ± std over seeds) per method and IPC, the full-data row last."""
     acc = results[results.metric == "test_acc"]
     ipcs = sorted(int(i) for i in acc[acc.method != "full"].ipc.unique())
     methods = sorted(set(acc.method) - {"full"}, key=lambda m: ORDER.index(m) if m in ORDER else len(ORDER))
-    lines = ["| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |", "|---|" + "---|" * len(ipcs)]
-    for method in methods:
-        cells = [mean_std(acc[(acc.method == method) & (acc.ipc == ipc)].value) for ipc in ipcs]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    rows = [{"method": m, **{f"IPC {i}": mean_std(acc[(acc.method == m) & (acc.ipc == i)].value) for i in ipcs}}
+            for m in methods]
     full = acc[acc.method == "full"].value
     if len(full):
-        lines.append(f"| full data ({mean_std(full)}) |" + " |" * len(ipcs))
-    return "\n".join(lines)
+        rows.append({"method": f"full data ({mean_std(full)})"})
+    return pd.DataFrame(rows)
+
+
+def demo_block() -> str:
+    """docs/results.md: `make demo`'s table, from the committed copy of its results."""
+    return to_markdown(demo_table(pd.read_csv(RESULTS)))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--table", action="store_true", help="only re-render the README block from the committed CSV")
+    p.add_argument("--table", action="store_true", help="only re-render the docs block from the committed CSV")
     args = p.parse_args()
     if not args.table:
         if dasm_main(["demo", "--out", str(RUNS)]) != 0:
             raise SystemExit("dasm demo failed")
         collect().to_csv(RESULTS, index=False)
-    write_block("demo", readme_table(pd.read_csv(RESULTS)))
-    print(f"README demo block rendered from {RESULTS}")
+    write_block("demo")
+    print(f"docs/results.md demo block rendered from {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -28,10 +28,11 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from archive import archive_cell, archive_dir, load_archive
-from cells import ROOT, RUNS, device_tag, run_cell, table_path
+from benchmarks.archive import archive_cell, archive_dir, load_archive
+from benchmarks.cells import ROOT, RUNS, folder_of, run_cell, table_path
+from benchmarks.report import mean_std, signed, to_markdown, write_block
 
-from dasm.analysis.by_difficulty import bias_contrast, by_difficulty_table, plot_by_difficulty
+from dasm.analysis.by_difficulty import bias_contrast, by_difficulty_table, paired_summary, plot_by_difficulty
 from dasm.data import Dataset, load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import load_predictions
@@ -42,15 +43,9 @@ FIGURE = ROOT.parent / "docs" / "figures" / "accuracy_by_difficulty"
 CONTRASTS = (("idc", "idc-starts"), ("dasm", "idc"), ("static-prune", "idc"), ("idc", "random"))
 
 
-def run_folder(runs: Path, data: Dataset, preset: str, method: str, ipc: int, seed: int) -> Path:
-    """The run folder :func:`cells.run_cell` uses for a cell (``full`` keeps every seed in one folder)."""
-    base = Path(runs) / data.name / device_tag(preset, data.device.type)
-    return base / "full" if method == "full" else base / f"{method}-ipc{ipc}-seed{seed}"
-
-
 def archive(data: Dataset, runs: Path, preset: str, method: str, ipc: int, seed: int) -> Path | None:
     """Archive a finished cell's set and predictions into ``benchmarks/sets`` (None if not evaluated yet)."""
-    folder = run_folder(runs, data, preset, method, ipc, seed)
+    folder = folder_of(data, method, ipc, seed, preset=preset, runs=runs)
     files = [f for f in sorted((folder / "predictions").glob("*.pt"))
              if load_predictions(f)["seed"] == seed and f.name.startswith(f"{method}-")]
     if not files:
@@ -74,7 +69,32 @@ def report(data: Dataset, preset: str = "cpu") -> pd.DataFrame | None:
     save_figure(fig, table, FIGURE.parent, FIGURE.name)
     contrasts = pd.concat([bias_contrast(table, a, b) for a, b in CONTRASTS], ignore_index=True)
     contrasts.to_csv(table_path("bias", data.name, preset), index=False)
+    if data.name == "fashion-mnist" and preset == "cpu":
+        write_block("bias")
     return contrasts
+
+
+def bias_table(contrasts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (comparison, IPC): the gain on the hardest and the easiest three deciles and their
+    difference (the bias), mean ± std over seeds, with the 95% interval and p of the paired difference."""
+    rows = []
+    for (method, baseline, ipc), part in contrasts.groupby(["method", "baseline", "ipc"], sort=False):
+        s = paired_summary(part.contrast)
+        rows.append({"comparison": f"{method} − {baseline}", "IPC": int(ipc), "seeds": s["count"],
+                     "hardest 3 deciles": mean_std(part.hard_gain, 2), "easiest 3 deciles": mean_std(part.easy_gain, 2),
+                     "hard minus easy": mean_std(part.contrast, 2),
+                     "95% interval": "" if s["count"] < 2 else f"[{signed(s['ci_low'])}, {signed(s['ci_high'])}]",
+                     "p": "" if pd.isna(s["p"]) else f"{s['p']:.2f}"})
+    return pd.DataFrame(rows)
+
+
+def bias_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
+    """docs/diagnosis.md's bias table, from the committed ``bias_<dataset>_<preset>.csv``."""
+    path = table_path("bias", dataset, preset)
+    if not path.exists():
+        return ("Not measured yet: `python benchmarks/diagnosis.py` writes "
+                f"`{path.relative_to(ROOT.parent)}` once two full-data networks and a set exist.")
+    return to_markdown(bias_table(pd.read_csv(path)))
 
 
 def main() -> None:

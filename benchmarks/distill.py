@@ -33,8 +33,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from cells import ROOT, RUNS, parse_cells, run_cell, table_path
-from readme import write_block
+from benchmarks.cells import ROOT, RUNS, parse_cells, run_cell, table_path
+from benchmarks.report import mean_std, signed, to_markdown, write_block
+from dasm.methods import method_names
+from dasm.published import PUBLISHED_ACCURACY
 
 from dasm.analysis.figures import save_gain_figure
 from dasm.data import load_dataset
@@ -47,7 +49,7 @@ SUITES = {
 }
 
 
-ORDER = ["random", "herding", "kcenter", "dc", "dsa", "dm", "idc", "dasm", "dasm-nodifficulty", "static-prune"]
+ORDER = method_names()   # rows in the registry's order
 
 
 def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu", first: Path | None = None,
@@ -65,34 +67,91 @@ def suite_tables(dataset: str = "fashion-mnist", preset: str = "cpu", first: Pat
     return table.drop_duplicates(["method", "ipc", "seed", "arch", "metric"], keep="first", ignore_index=True)
 
 
-def readme_table(results: pd.DataFrame) -> str:
-    """The README's table: ConvNet test accuracy (mean ± std over seeds), distillation time and, for
-    DASM, the part of that time its probes took, per method and IPC; the full-data row last."""
+def _order(method: str) -> int:
+    return ORDER.index(method) if method in ORDER else len(ORDER)
+
+
+def _minutes(results: pd.DataFrame, method: str, ipc: int, metric: str) -> str:
+    times = results[(results.metric == metric) & (results.protocol == "distill") & (results.method == method)
+                    & (results.ipc == ipc)].value
+    if not len(times):
+        return ""
+    return "< 0.1 min" if times.median() < 6 else f"{times.median() / 60:.1f} min"
+
+
+def distill_table(results: pd.DataFrame) -> pd.DataFrame:
+    """ConvNet test accuracy (mean ± std over seeds), seeds, distillation time and, for DASM, the part of it
+    its probes took, per method and IPC; the full-data row last."""
     acc = results[(results.metric == "test_acc") & (results.arch == "convnet")]
-
-    def minutes(method: str, ipc: int, metric: str) -> str:
-        times = results[(results.metric == metric) & (results.protocol == "distill")
-                        & (results.method == method) & (results.ipc == ipc)].value
-        if not len(times):
-            return ""
-        return "< 0.1 min" if times.median() < 6 else f"{times.median() / 60:.1f} min"
-
-    lines = ["| method | IPC | test accuracy (%) | seeds | distillation time | of which probes |",
-             "|---|---|---|---|---|---|"]
-    cells = sorted({(m, int(i)) for m, i in zip(acc.method, acc.ipc)},
-                   key=lambda c: (c[1], ORDER.index(c[0]) if c[0] in ORDER else len(ORDER), c[0]))
+    cells = sorted({(m, int(i)) for m, i in zip(acc.method, acc.ipc)}, key=lambda c: (c[1], _order(c[0]), c[0]))
+    rows = []
     for method, ipc in cells:
         values = acc[(acc.method == method) & (acc.ipc == ipc)].value
-        std = values.std() if len(values) > 1 else 0.0
-        shown = "all" if method == "full" else ipc
-        lines.append(f"| {method} | {shown} | {values.mean():.1f} ± {std:.1f} | {len(values)} | "
-                     f"{minutes(method, ipc, 'seconds')} | {minutes(method, ipc, 'probe_seconds')} |")
-    return "\n".join(lines)
+        rows.append({"method": method, "IPC": "all" if method == "full" else ipc,
+                     "test accuracy (%)": mean_std(values),
+                     "seeds": len(values), "distillation time": _minutes(results, method, ipc, "seconds"),
+                     "of which probes": _minutes(results, method, ipc, "probe_seconds")})
+    return pd.DataFrame(rows)
+
+
+def distill_block() -> str:
+    """docs/results.md: the distillation suites' table (Fashion-MNIST, cpu preset, CPU)."""
+    return to_markdown(distill_table(suite_tables()))
+
+
+def paired(results: pd.DataFrame, method: str, baseline: str, ipc: int) -> pd.Series:
+    """``method`` minus ``baseline`` on the same seed (ConvNet test accuracy), one value per shared seed."""
+    acc = results[(results.metric == "test_acc") & (results.arch == "convnet") & (results.ipc == ipc)]
+    a = acc[acc.method == method].set_index("seed").value
+    b = acc[acc.method == baseline].set_index("seed").value
+    return (a - b).dropna()
+
+
+def headline_table(results: pd.DataFrame, ipcs: tuple[int, ...] = (1, 10, 50)) -> pd.DataFrame:
+    """Method x IPC: mean ± std test accuracy over seeds (seeds in brackets), the full-data accuracy beside."""
+    acc = results[(results.metric == "test_acc") & (results.arch == "convnet")]
+    methods = sorted(set(acc.method) - {"full"}, key=_order)
+    rows = [{"method": m, **{f"IPC {i}": mean_std(acc[(acc.method == m) & (acc.ipc == i)].value, count=True)
+                             for i in ipcs}} for m in methods]
+    full = acc[acc.method == "full"].value
+    rows.append({"method": "full data", **{f"IPC {i}": mean_std(full, count=True) if i == ipcs[-1] else "" for i in ipcs}})
+    return pd.DataFrame(rows)
+
+
+def _paired_text(diff: pd.Series) -> str:
+    """``−0.10 ± 0.53 (95% interval [−1.4, +1.2], includes zero)``: a paired difference and whether it is one."""
+    from dasm.analysis.by_difficulty import paired_summary
+
+    s = paired_summary(diff)
+    if s["count"] < 2:
+        return f"{signed(s['mean'])} (one seed)"
+    zero = "includes" if s["ci_low"] <= 0 <= s["ci_high"] else "excludes"
+    return (f"{signed(s['mean'])} ± {s['std']:.2f} over {s['count']} seeds "
+            f"(95% interval [{signed(s['ci_low'], 1)}, {signed(s['ci_high'], 1)}], {zero} zero)")
+
+
+def headline_block() -> str:
+    """The README's table and its reading: DASM against IDC paired by seed, and whether IDC saturates."""
+    results = suite_tables()
+    idc = results[(results.metric == "test_acc") & (results.method == "idc") & (results.arch == "convnet")]
+    growth = idc[idc.ipc == 50].value.mean() - idc[idc.ipc == 10].value.mean()
+    published = PUBLISHED_ACCURACY[("fashion-mnist", "idc")]
+    saturation = ("so at this budget IDC does not saturate and there is no plateau for DASM to break" if growth > 1
+                  else "a plateau like the published one")
+    reading = (f"DASM minus IDC, same seed: {_paired_text(paired(results, 'dasm', 'idc', 10))} at IPC 10 and "
+               f"{_paired_text(paired(results, 'dasm', 'idc', 50))} at IPC 50. IDC gains {growth:.1f} points from "
+               f"IPC 10 to 50 (published: {published[2] - published[1]:.1f}), {saturation}.")
+    return to_markdown(headline_table(results)) + "\n\n" + reading
+
+
+def cuda_block() -> str:
+    """docs/gpu.md: every cell run on CUDA next to the CPU's row of the same method, IPC and seed."""
+    return device_table()
 
 
 def device_table(dataset: str = "fashion-mnist", preset: str = "cpu", device: str = "cuda") -> str:
-    """The README's cross-device table: every cell run on ``device``, next to the CPU's row of the same
-    method, IPC and seed (ConvNet test accuracy and distillation time)."""
+    """Every cell run on ``device``, next to the CPU's row of the same method, IPC and seed (ConvNet test
+    accuracy and distillation time)."""
     other, cpu = suite_tables(dataset, preset, device=device), suite_tables(dataset, preset)
 
     def value(table: pd.DataFrame, method: str, ipc: int, seed: int, metric: str, arch: str) -> float | None:
@@ -100,20 +159,19 @@ def device_table(dataset: str = "fashion-mnist", preset: str = "cpu", device: st
                     & (table.arch == arch)].value
         return float(hit.iloc[0]) if len(hit) else None
 
-    def show(x: float | None, fmt: str) -> str:
-        return "" if x is None else fmt.format(x)
-
-    lines = [f"| method | IPC | seed | test accuracy, {device} (%) | test accuracy, cpu (%) | "
-             f"distillation, {device} | distillation, cpu |", "|---|---|---|---|---|---|---|"]
     acc = other[(other.metric == "test_acc") & (other.arch == "convnet")]
     cells = sorted({(m, int(i), int(s)) for m, i, s in zip(acc.method, acc.ipc, acc.seed)},
-                   key=lambda c: (c[1], ORDER.index(c[0]) if c[0] in ORDER else len(ORDER), c[2]))
+                   key=lambda c: (c[1], _order(c[0]), c[2]))
+    rows = []
     for method, ipc, seed in cells:
         accs = [value(t, method, ipc, seed, "test_acc", "convnet") for t in (other, cpu)]
         mins = [value(t, method, ipc, seed, "seconds", "-") for t in (other, cpu)]
-        lines.append(f"| {method} | {ipc} | {seed} | {show(accs[0], '{:.2f}')} | {show(accs[1], '{:.2f}')} | "
-                     f"{show(mins[0] and mins[0] / 60, '{:.1f} min')} | {show(mins[1] and mins[1] / 60, '{:.1f} min')} |")
-    return "\n".join(lines)
+        rows.append({"method": method, "IPC": ipc, "seed": seed,
+                     f"test accuracy, {device} (%)": None if accs[0] is None else f"{accs[0]:.2f}",
+                     "test accuracy, cpu (%)": None if accs[1] is None else f"{accs[1]:.2f}",
+                     f"distillation, {device}": None if mins[0] is None else f"{mins[0] / 60:.1f} min",
+                     "distillation, cpu": None if mins[1] is None else f"{mins[1] / 60:.1f} min"})
+    return to_markdown(pd.DataFrame(rows))
 
 
 def gain_rows(results: pd.DataFrame) -> pd.DataFrame:
@@ -154,9 +212,10 @@ def main() -> None:
             if not done.empty:
                 print(summarize(done).to_string(index=False), flush=True)
             if (data.name, args.preset, device) == ("fashion-mnist", "cpu", "cpu"):
-                write_block("distill", readme_table(suite_tables()))
+                write_block("distill")
+                write_block("headline")
             elif (data.name, args.preset, device) == ("fashion-mnist", "cpu", "cuda"):
-                write_block("distill-cuda", device_table())
+                write_block("distill-cuda")
             write_gain_figure(data.name, args.preset, device)
 
 

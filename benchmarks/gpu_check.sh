@@ -6,6 +6,7 @@
 #   TOTAL=300 CELLS=idc:10 bash benchmarks/gpu_check.sh  # a shorter budget, other cells
 #   STEPS=budget BUDGETS="100 300" bash benchmarks/gpu_check.sh
 #   STEPS=paper PAPER_CELLS=idc:10 bash benchmarks/gpu_check.sh   # a paper-preset cell, one lease at a time
+#   STEPS=regime bash benchmarks/gpu_check.sh                      # the regime map at paper budgets
 #
 # STEPS picks and orders the steps (default: tests speed paper_time cells budget). `budget` asks
 # whether DASM's gain over IDC at IPC 50 grows with the number of matching steps, the question
@@ -22,6 +23,11 @@
 # $OUT/paper-runs.tar.gz; put that file at data/paper-runs.tar.gz (and carry it to the next
 # lease) and this script unpacks it first, so the cells go on where the last lease stopped and
 # their rows land in dasm_<dataset>_paper_cuda.csv once a cell is done.
+#
+# `regime` (not run by default) runs benchmarks/regime.py with the paper preset: the map of
+# docs/diagnosis.md (how far matching moves the images at IPC 10 and 50, and what that does) at the
+# budgets the CPU cannot afford. Its points resume from their run folders, which come back in
+# paper-runs.tar.gz with the paper cells'.
 #
 # Runs with the machine's python3 (PYTHON=...) from the repository root; Fashion-MNIST's IDX
 # files must be under data/fashion-mnist (or $DASM_DATA). Every step has a time limit taken
@@ -41,7 +47,7 @@ STEPS=${STEPS:-tests speed paper_time cells budget}
 BUDGETS=${BUDGETS:-100 300}
 DATASET=${DATASET:-fashion-mnist}
 PAPER_CELLS=${PAPER_CELLS:-idc:10}
-PAPER_RUNS=data/runs/bench/$DATASET/paper$([ "$DEVICE" = cpu ] || echo "_$DEVICE")   # cells.device_tag
+PAPER_RUNS=data/runs/bench/paper$([ "$DEVICE" = cpu ] || echo "_$DEVICE")   # cells.runs_root
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 export DASM_DATA=${DASM_DATA:-$PWD/data}
 LOGS=$(mktemp -d)   # archived, not returned one by one
@@ -106,9 +112,11 @@ for name in $STEPS; do
         cells) step cells 100000 "$PY" benchmarks/distill.py --suite dasm --device "$DEVICE" --cells "$CELLS" --seeds "$SEEDS" ;;
         budget) step budget 100000 bash -c budget ;;
         paper) step paper 100000 bash -c paper ;;
+        regime) step regime 100000 "$PY" benchmarks/regime.py --preset paper --device "$DEVICE" --seeds "$SEEDS" \
+                --train-reference ;;
         crossarch) step crossarch 100000 "$PY" benchmarks/accuracy.py --datasets "$DATASET" --cells idc:10,dasm:10 \
                    --seeds "$SEEDS" --device "$DEVICE" ;;
-        *) echo "unknown step $name (choose from: tests speed paper_time cells budget crossarch paper)"; exit 2 ;;
+        *) echo "unknown step $name (choose from: tests speed paper_time cells budget crossarch paper regime)"; exit 2 ;;
     esac
 done
 pack

@@ -24,9 +24,9 @@ from math import ceil
 import pandas as pd
 import torch
 
-from cells import ROOT
-from readme import write_block
-from speed import machine_name, median_seconds
+from benchmarks.cells import ROOT
+from benchmarks.report import to_markdown, write_block
+from benchmarks.speed import machine_name, median_seconds
 
 from dasm.config import dasm_preset_config, preset_config, preset_protocol
 from dasm.data import load_dataset
@@ -94,16 +94,19 @@ def project(data, ipc: int, steps: int, epochs: int) -> list[dict]:
             for method, part, timed, sec, units in parts]
 
 
-def readme_table(table: pd.DataFrame) -> str:
-    """The README's block: per IPC, one unit's time and the projected hours of each part of a paper run."""
-    lines = ["| method | IPC | part | one unit | units in a paper run | projected |", "|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        hours = f"{r.projected_hours:.1f} h" if r.projected_hours >= 0.1 else f"{r.projected_hours * 60:.1f} min"
-        lines.append(f"| {r.method} | {r.ipc} | {r.part} | {r.seconds_per_unit * 1000:.1f} ms | {r.units_full:,} | "
-                     f"{hours} |")
+def paper_time_table(table: pd.DataFrame) -> str:
+    """Per IPC, one unit's time and the projected hours of each part of a paper run, and the machine."""
+    hours = [f"{h:.1f} h" if h >= 0.1 else f"{h * 60:.1f} min" for h in table.projected_hours]
+    shown = pd.DataFrame({"method": table.method, "IPC": table.ipc, "part": table.part,
+                          "one unit": (table.seconds_per_unit * 1000).map("{:.1f} ms".format),
+                          "units in a paper run": table.units_full.map("{:,}".format), "projected": hours})
     first = table.iloc[0]
-    lines.append(f"\nMeasured on {first.machine} ({first.device}, torch {first.torch}).")
-    return "\n".join(lines)
+    return to_markdown(shown) + f"\n\nMeasured on {first.machine} ({first.device}, torch {first.torch})."
+
+
+def cuda_block() -> str:
+    """docs/gpu.md: the committed projection of a paper-preset run on CUDA."""
+    return paper_time_table(pd.read_csv(ROOT / "results" / "paper_time_fashion-mnist_cuda.csv"))
 
 
 def main() -> None:
@@ -128,7 +131,7 @@ def main() -> None:
         index=False, floatfmt=".4g"))
     print(f"wrote {out}")
     if (data.name, device.type) == ("fashion-mnist", "cuda") and not args.out:
-        write_block("paper-time-cuda", readme_table(table))
+        write_block("paper-time-cuda")
 
 
 if __name__ == "__main__":

@@ -32,16 +32,20 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from cells import ROOT, RUNS, device_tag, table_path
-from tune import VAL_FRACTION
 
-from dasm.analysis.regime import moved, plot_regime, set_diversity
+from benchmarks.cells import ROOT, RUNS, folder_of, runs_root, table_path
+from benchmarks.report import to_markdown, write_block
+from benchmarks.tune import VAL_FRACTION
+from dasm.analysis.regime import moved, plot_regime, regime_points, set_diversity
+from dasm.config import resolve
 from dasm.data import Dataset, load_dataset
 from dasm.device import resolve_device
-from dasm.distill import METHODS, STARTS
+from dasm.distill import STARTS
 from dasm.evaluate import append_results, load_predictions
+from dasm.methods import method as method_spec
+from dasm.methods import starts_method
 from dasm.nets import get_network
-from dasm.runs import distill_run, evaluate_run, run_config
+from dasm.runs import distill_run, evaluate_run, full_data_run, run_config
 from dasm.synthetic import SyntheticSet, mark_split
 
 FIGURE = ROOT.parent / "docs" / "figures" / "regime"
@@ -76,19 +80,18 @@ POINTS = (
 )
 
 
-def resolve(data: Dataset, p: Point, preset: str) -> tuple[float, int, dict]:
+def point_settings(data: Dataset, p: Point, preset: str) -> tuple[float, int, dict]:
     """The point's base lr_img and iterations, and the overrides that ask for them."""
-    cfg, _ = run_config(data.name, p.method, p.ipc, preset=preset)
-    base = getattr(cfg, "base", cfg)
+    base = resolve(preset, data.name, p.method, p.ipc).distill
     lr, iterations = base.lr_img * p.lr, base.iterations * p.it
     over = {"lr_img": lr, "iterations": iterations, **({"init": "noise"} if p.init == "noise" else {})}
     return lr, base.iterations, over
 
 
-def folder(runs: Path, data: Dataset, preset: str, p: Point, lr: float, iterations: int, seed: int) -> Path:
-    """``<runs>/<dataset>/<preset>-regime/<method>-ipc<ipc>-lr<lr>-it<iterations>-<init>-seed<seed>``."""
-    return (Path(runs) / data.name / f"{device_tag(preset, data.device.type)}-regime"
-            / f"{p.method}-ipc{p.ipc}-lr{lr:g}-it{iterations}-{p.init}-seed{seed}")
+def folder(runs: Path, data: Dataset, preset: str, p: Point, over: dict, seed: int) -> Path:
+    """``<runs>/<preset>[_<device>]/regime/<run config's name>``: the point's run folder."""
+    name = run_config(data, p.method, p.ipc, preset=preset, seed=seed, **over).name()
+    return runs_root(runs, preset, data.device.type) / "regime" / name
 
 
 def snapshot_saver(out: Path, data: Dataset, keep: set[int]):
@@ -109,7 +112,7 @@ def starts_accuracy(data: Dataset, run: Path, method: str, preset: str, seed: in
     key = hashlib.sha1(starts.images.numpy().tobytes()).hexdigest()[:12]
     dest = run.parent / "starts" / f"{method}-{key}"
     if not (dest / "synthetic.pt").exists():
-        starts.meta["method"] = f"{method}-starts"
+        starts.meta["method"] = starts_method(method)
         mark_split(starts, data)
         starts.save(dest / "synthetic.pt")
     rows = evaluate_run(dest, data, preset=preset, seeds=[seed])
@@ -118,8 +121,7 @@ def starts_accuracy(data: Dataset, run: Path, method: str, preset: str, seed: in
 
 def reference_net(data: Dataset, runs: Path, preset: str) -> torch.nn.Module | None:
     """The full-data reference ConvNet of benchmarks/diagnosis.py (seed 0), or None until it is trained."""
-    files = sorted((Path(runs) / data.name / device_tag(preset, data.device.type) / "full" / "predictions")
-                   .glob("full-*-seed0-*.pt"))
+    files = sorted((folder_of(data, "full", 0, 0, preset=preset, runs=runs) / "predictions").glob("full-*-seed0-*.pt"))
     if not files:
         return None
     state = load_predictions(files[0])
@@ -138,22 +140,20 @@ def done(table: pd.DataFrame, data: Dataset, p: Point, lr: float, iterations: in
 def run_point(data: Dataset, p: Point, seed: int, path: Path, *, preset: str, runs: Path,
               net: torch.nn.Module | None) -> None:
     """Distill the point (once, with its snapshots), evaluate each on validation, append its rows to ``path``."""
-    lr, base_iterations, over = resolve(data, p, preset)
+    lr, base_iterations, over = point_settings(data, p, preset)
     table = pd.read_csv(path) if path.exists() else pd.DataFrame()
     wanted = [m * base_iterations for m in p.evaluated_at]
     metrics = ["val_acc", "starts_val_acc", "moved"] + (["diversity", "starts_diversity"] if net is not None else [])
     if all(done(table, data, p, lr, n, seed, m) for n in wanted for m in metrics):
         return
-    out = folder(runs, data, preset, p, lr, over["iterations"], seed)
-    if p.at and p.method not in METHODS:
+    out = folder(runs, data, preset, p, over, seed)
+    if p.at and method_spec(p.method).family != "distiller":
         raise ValueError(f"{p.method} is not a single-pass distiller: its x{p.at} points need runs of their own.")
     keep = {n for n in wanted if n != over["iterations"]}
     syn = distill_run(data, p.method, p.ipc, out, preset=preset, seed=seed,
                       callback=snapshot_saver(out, data, keep) if keep else None, **over)
     starts = SyntheticSet.load(out / STARTS)
-    base_method = getattr(run_config(data.name, p.method, p.ipc, preset=preset)[0], "base", None)
-    starts_method = base_method.method if base_method is not None else p.method
-    start_acc = starts_accuracy(data, out, starts_method, preset, seed)
+    start_acc = starts_accuracy(data, out, resolve(preset, data.name, p.method, p.ipc).distill.method, preset, seed)
     start_div = set_diversity(starts, net, data.normalize) if net is not None else None
     for n in wanted:
         where = out if n == over["iterations"] else out / f"at-it{n}"
@@ -183,6 +183,30 @@ def report(path: Path) -> None:
         print(f"regime figure waits: {err}")
         return
     save_figure(fig, table, FIGURE.parent, FIGURE.name)
+    if table.dataset.iloc[0] == "fashion-mnist" and path == table_path("regime", "fashion-mnist"):
+        write_block("regime")
+
+
+def regime_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per point: validation accuracy, the starts', the gain, distance moved and diversity (set, starts)."""
+    pts = regime_points(table).sort_values(["ipc", "method", "init", "lr_img", "iterations"])
+    out = pd.DataFrame({"method": pts.method, "IPC": pts.ipc, "starts": pts.init.map({"noise": "noise"}).fillna("real"),
+                        "lr_img": pts.lr_img.map("{:g}".format), "iterations": pts.iterations,
+                        "val (%)": pts.val_acc.map("{:.2f}".format),
+                        "starts' val (%)": pts.starts_val_acc.map("{:.2f}".format),
+                        "gain": pts.gain.map("{:+.2f}".format), "moved": pts.moved.map("{:.2f}".format)})
+    if "diversity" in pts:
+        out["diversity (starts)"] = [f"{d:.2f} ({s:.2f})" if pd.notna(d) else ""
+                                     for d, s in zip(pts.diversity, pts.starts_diversity)]
+    return out
+
+
+def regime_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
+    """docs/diagnosis.md's regime table, from the committed ``regime_<dataset>_<preset>.csv``."""
+    path = table_path("regime", dataset, preset)
+    if not path.exists():
+        return f"Not measured yet: `python benchmarks/regime.py` writes `{path.relative_to(ROOT.parent)}`."
+    return to_markdown(regime_table(pd.read_csv(path)))
 
 
 def main() -> None:
@@ -194,9 +218,14 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", default=str(RUNS))
     p.add_argument("--report", action="store_true", help="only redraw the figure")
+    p.add_argument("--train-reference", action="store_true",
+                   help="train the full-data reference network (seed 0) for the diversity column if it is missing")
     args = p.parse_args()
     data = load_dataset(args.dataset, device=resolve_device(args.device), val_fraction=VAL_FRACTION)
     path = table_path("regime", data.name, args.preset, data.device.type)
+    if args.train_reference and reference_net(data, Path(args.runs), args.preset) is None:
+        full = load_dataset(args.dataset, device=data.device)   # the reference sees all the training data
+        full_data_run(full, folder_of(full, "full", 0, 0, preset=args.preset, runs=Path(args.runs)), seeds=[0])
     if not args.report:
         only = {tuple(c.split(":")) for c in args.only.split(",")} if args.only else None
         for seed in (int(s) for s in args.seeds.split(",")):

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from readme import write_block
+from benchmarks.report import to_markdown, write_block
 
 from dasm.augment import DSA
 from dasm.device import resolve_device
@@ -201,17 +201,27 @@ def measure(device: torch.device, ipc: int, width: int, repeats: int, gen: torch
     return rows
 
 
-def readme_table(table: pd.DataFrame) -> str:
-    """The README's speed table: one row per (op, path, IPC, width), times and share of matmul FLOP/s."""
-    lines = ["| step | path | IPC | width | median time | GFLOP/s | of matmul | peak memory |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in table.sort_values(["ipc", "width"], kind="stable").itertuples():
-        lines.append(f"| {r.op} | {r.path} | {r.ipc} | {r.width} | {r.median_s * 1000:.0f} ms | "
-                     f"{r.gflops_per_s:.0f} | {r.frac_matmul:.0%} | {r.peak_mb:.0f} MiB |")
+def speed_table(table: pd.DataFrame) -> str:
+    """One row per (op, path, IPC, width): median time, GFLOP/s, share of matmul FLOP/s, peak memory; the
+    machine's dense matmul rate below."""
+    t = table.sort_values(["ipc", "width"], kind="stable")
+    shown = pd.DataFrame({"step": t.op, "path": t.path, "IPC": t.ipc, "width": t.width,
+                          "median time": (t.median_s * 1000).map("{:.0f} ms".format),
+                          "GFLOP/s": t.gflops_per_s.map("{:.0f}".format), "of matmul": t.frac_matmul.map("{:.0%}".format),
+                          "peak memory": t.peak_mb.map("{:.0f} MiB".format)})
     first = table.iloc[0]
-    lines.append(f"\nDense float32 matmul on the same machine: {first.matmul_gflops_per_s:.0f} GFLOP/s "
-                 f"({first.device}, {first.threads} threads, torch {first.torch}).")
-    return "\n".join(lines)
+    return (to_markdown(shown) + f"\n\nDense float32 matmul on the same machine: {first.matmul_gflops_per_s:.0f} "
+            f"GFLOP/s ({first.device}, {first.threads} threads, torch {first.torch}).")
+
+
+def cpu_block() -> str:
+    """docs/speed.md: the committed CPU speed table."""
+    return speed_table(pd.read_csv(ROOT / "results" / "speed_cpu.csv"))
+
+
+def cuda_block() -> str:
+    """docs/gpu.md: the committed CUDA speed table."""
+    return speed_table(pd.read_csv(ROOT / "results" / "speed_cuda.csv"))
 
 
 def main() -> None:
@@ -246,8 +256,8 @@ def main() -> None:
     print(show.to_markdown(index=False, floatfmt=".3g"))
     if out == ROOT / "results" / f"speed_{device.type}.csv" and device.type in ("cpu", "cuda"):
         block = "speed" if device.type == "cpu" else "speed-cuda"
-        write_block(block, readme_table(table))
-        print(f"README {block} block rewritten")
+        write_block(block)
+        print(f"docs block {block} rewritten")
     print(f"wrote {out}")
 
 

@@ -28,8 +28,8 @@ import argparse
 
 import pandas as pd
 import torch
-from cells import ROOT, RUNS
-from tune import VAL_FRACTION
+from benchmarks.cells import ROOT, RUNS
+from benchmarks.tune import VAL_FRACTION
 
 from dasm.config import preset_protocol, reference_size
 from dasm.coreset import cached_features

@@ -15,31 +15,29 @@ A variant is a set of overrides of the preset, so what it means changes when the
 Every row therefore also records the variant's resolved settings: ``setting`` (one line:
 factor, init, iterations, lr_img, ...) and ``config`` (a hash of every setting but the seed).
 Resumable by ``config``: a (config, seed) already in the table is skipped whatever its label,
-and the run folders (``data/runs/bench/<dataset>/<preset>-tune/``, named by label and config)
-keep the distillation checkpoints.
+and the run folders (``data/runs/bench/<preset>/tune/``, named by their settings) keep the
+distillation checkpoints.
 Writes ``benchmarks/results/tune_<dataset>_<preset>.csv``: one row per variant x seed x metric. On a
 GPU (``--device cuda``) the table and run folders take a ``_cuda`` suffix
-(``tune_<dataset>_<preset>_cuda.csv``, ``<preset>_cuda-tune/``), like every suite's, so a
+(``tune_<dataset>_<preset>_cuda.csv``, ``<preset>_cuda/tune/``), like every suite's, so a
 variant measured on one device never counts as measured on the other.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
-from cells import ROOT, RUNS, device_tag, has_row, table_path
-from readme import has_block, write_block
+from benchmarks.cells import ROOT, RUNS, has_row, runs_root, table_path
+from benchmarks.report import BLOCKS, to_markdown, write_block
 
-from dasm.config import describe
+from dasm.config import describe, resolve
 from dasm.data import load_dataset
 from dasm.device import resolve_device
 from dasm.evaluate import append_results
-from dasm.runs import distill_run, evaluate_run, run_config
+from dasm.runs import Cell, run_cell
 
 # 6,000 Fashion-MNIST images: one accuracy near 75% has a standard error of about 0.6 points, so two
 # variants closer than about 1.5 points are not told apart by one seed.
@@ -70,25 +68,17 @@ def variant_name(over: dict[str, object]) -> str:
     return ",".join(f"{k}={v}" for k, v in over.items()) or "preset"
 
 
-def _without_seeds(settings: object) -> object:
-    """``settings`` without its seeds and validation split, at any depth (DASM nests its base config)."""
-    if isinstance(settings, dict):
-        return {k: _without_seeds(v) for k, v in settings.items() if k not in ("seed", "val_split")}
-    return settings
-
-
 def resolve_variant(dataset: str, method: str, ipc: int, preset: str, over: dict[str, object]) -> tuple[str, str]:
-    """The variant's ``(config, setting)``: a hash of its resolved settings (all but the seed) and a
-    one-line description of them, so rows stay readable and comparable after the preset changes."""
-    cfg, settings = run_config(dataset, method, ipc, preset=preset, **over)
-    key = hashlib.sha1(json.dumps(_without_seeds(settings), sort_keys=True).encode()).hexdigest()[:10]
-    if cfg is None:
-        return key, method
-    base = getattr(cfg, "base", cfg)
-    text = describe(base) if method == base.method else f"{method} on {describe(base)}"
-    if base is not cfg:
-        text += f" K{cfg.segments} {cfg.policy}/{cfg.score}"
-    return key, text
+    """The variant's ``(config, setting)``: the key of its resolved settings (every one but the seed and the
+    split, :meth:`dasm.config.RunConfig.key`) and a one-line description of them, so rows stay readable and
+    comparable after the preset changes."""
+    cfg = resolve(preset, dataset, method, ipc, **over)
+    if cfg.distill is None:
+        return cfg.key(), method
+    text = describe(cfg.distill) if method == cfg.distill.method else f"{method} on {describe(cfg.distill)}"
+    if cfg.sequential is not None:
+        text += f" K{cfg.sequential.segments} {cfg.sequential.policy}/{cfg.sequential.score}"
+    return cfg.key(), text
 
 
 def rank_variants(table: pd.DataFrame) -> pd.DataFrame:
@@ -116,7 +106,7 @@ def rank_variants(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def block_name(dataset: str, method: str, ipc: int) -> str:
-    """The README block that shows the ranking of ``method``'s variants at ``ipc`` on ``dataset`` (cpu tables)."""
+    """The docs block that shows the ranking of ``method``'s variants at ``ipc`` on ``dataset`` (cpu tables)."""
     return f"tune-{dataset}-{method}-{ipc}"
 
 
@@ -126,26 +116,48 @@ def ranking(table: pd.DataFrame, method: str, ipc: int) -> pd.DataFrame:
     return ranked[(ranked.method == method) & (ranked.ipc == ipc)].reset_index(drop=True)
 
 
-def readme_ranking(table: pd.DataFrame, method: str, ipc: int) -> pd.DataFrame:
-    """The ranking a README block shows: ``method``'s variants at ``ipc`` on the standard validation split."""
+def shown_ranking(table: pd.DataFrame, method: str, ipc: int) -> pd.DataFrame:
+    """The ranking a docs block shows: ``method``'s variants at ``ipc`` on the standard validation split."""
     return ranking(table[table.val_fraction == VAL_FRACTION], method, ipc)
 
 
-def readme_table(ranked: pd.DataFrame) -> str:
-    """Markdown of one (method, IPC)'s ranking: variant, resolved setting, validation and test accuracy, seeds."""
-    lines = ["| variant | setting | validation (%) | test (%) | seeds | best on validation |",
-             "|---|---|---|---|---|---|"]
-    for r in ranked.itertuples():
-        spread = f" ± {r.val_std:.2f}" if r.seeds > 1 else ""
-        lines.append(f"| {r.variant} | {r.setting} | {r.val_mean:.2f}{spread} | {r.test_mean:.2f} | {r.seeds} | "
-                     f"{'yes' if r.chosen else ''} |")
-    return "\n".join(lines)
+def ranking_table(ranked: pd.DataFrame) -> pd.DataFrame:
+    """One (method, IPC)'s ranking as shown: variant, resolved setting, validation and test accuracy, seeds."""
+    return pd.DataFrame({
+        "variant": ranked.variant, "setting": ranked.setting,
+        "validation (%)": [f"{m:.2f}" + (f" ± {s:.2f}" if n > 1 else "")
+                           for m, s, n in zip(ranked.val_mean, ranked.val_std, ranked.seeds)],
+        "test (%)": ranked.test_mean.map("{:.2f}".format), "seeds": ranked.seeds,
+        "best on validation": ranked.chosen.map({True: "yes", False: ""})})
+
+
+def _block(method: str, ipc: int, dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
+    return to_markdown(ranking_table(shown_ranking(pd.read_csv(table_path("tune", dataset, preset)), method, ipc)))
+
+
+def idc1_block() -> str:
+    """docs/presets.md: every IDC variant run at IPC 1 on the validation split, best first."""
+    return _block("idc", 1)
+
+
+def idc10_block() -> str:
+    """docs/presets.md: every IDC variant run at IPC 10 on the validation split, best first."""
+    return _block("idc", 10)
+
+
+def idc50_block() -> str:
+    """docs/presets.md: every IDC variant run at IPC 50 on the validation split, best first."""
+    return _block("idc", 50)
+
+
+def dasm50_block() -> str:
+    """docs/presets.md: every DASM variant run at IPC 50 on the validation split, best first."""
+    return _block("dasm", 50)
 
 
 def tune_paths(results: str | Path, runs: str | Path, dataset: str, preset: str, device: str) -> tuple[Path, Path]:
     """The result table and the folder of run folders of ``dataset``'s tuning under ``preset`` on ``device``."""
-    runs_dir = Path(runs) / dataset / f"{device_tag(preset, device)}-tune"
-    return table_path("tune", dataset, preset, device, results), runs_dir
+    return table_path("tune", dataset, preset, device, results), runs_root(Path(runs), preset, device) / "tune"
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -174,19 +186,17 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             if "config" in table and has_row(table[(table.config == key) & (table.val_fraction == args.val_fraction)],
                                            args.method, args.ipc, seed):
                 continue
-            slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
-            folder = f"{args.method}-ipc{args.ipc}-{slug}-{key}-val{args.val_fraction:g}-seed{seed}"
-            out = runs / folder
-            distill_run(data, args.method, args.ipc, out, preset=args.preset, seed=seed, progress=progress, **over)
-            rows = evaluate_run(out, data, preset=args.preset, seeds=[seed], progress=progress)
+            rows = run_cell(data, Cell(args.method, args.ipc, seed, tuple(over.items())), runs, preset=args.preset,
+                            progress=progress)
+            rows = rows[rows.protocol != "distill"].drop(columns="run")
             append_results(rows.assign(variant=name, preset=args.preset, config=key, setting=setting), path)
     table = pd.read_csv(path)
     ranked = ranking(table, args.method, args.ipc)
     committed = Path(args.results).resolve() == (ROOT / "results").resolve()
     block = block_name(data.name, args.method, args.ipc)
-    # rankings the README shows are rewritten from the committed table; others have no block
-    if committed and data.device.type == "cpu" and args.preset == "cpu" and has_block(block):
-        write_block(block, readme_table(readme_ranking(table, args.method, args.ipc)))
+    # rankings the docs show are rewritten from the committed table; others have no block
+    if committed and data.device.type == "cpu" and args.preset == "cpu" and block in {b.name for b in BLOCKS}:
+        write_block(block)
     shown = [c for c in ("variant", "setting", "val_mean", "val_std", "seeds", "test_mean", "chosen") if c in ranked]
     print(ranked.round(2).to_string(index=False, columns=shown))
     print(f"\nrows in {path}; choose on val_mean, the test column only reports the choice")

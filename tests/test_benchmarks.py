@@ -1,6 +1,5 @@
-"""The benchmark scripts' table logic (the suites themselves are run on purpose, not in tests)."""
+"""The benchmark scripts' table logic and renderers (the suites themselves are run on purpose, not in tests)."""
 
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,12 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import accuracy  # noqa: E402
-import cells  # noqa: E402
-import readme  # noqa: E402
-import tune  # noqa: E402
+from benchmarks import accuracy, cells, demo, distill, paper_time, report, speed, tune
 
 
 def _rows(method, ipc, values, arch="convnet", dataset="fashion-mnist"):
@@ -48,9 +42,9 @@ def test_markdown_table_shows_mean_std_count_and_published():
                          + _rows("idc", 10, [50.0], arch="mlp"))
     md = accuracy.markdown_table(table, "fashion-mnist")
     idc_line = next(line for line in md.splitlines() if line.startswith("| idc |"))
-    assert "81.0 ± 1.4 (2)" in idc_line and "70.0 ± 0.0 (1)" in idc_line and "81.0/86.0/86.2" in idc_line
+    assert "81.0 ± 1.4 (2)" in idc_line and "70.0 (1)" in idc_line and "81.0/86.0/86.2" in idc_line
     assert "50.0" not in md  # the MLP row belongs to the cross-architecture table
-    assert "50.0 ± 0.0 (1)" in accuracy.cross_arch_table(table, "fashion-mnist")
+    assert "50.0 (1)" in accuracy.cross_arch_table(table, "fashion-mnist")
 
 
 def test_protocol_notes_state_the_presets_values_per_ipc():
@@ -61,16 +55,16 @@ def test_protocol_notes_state_the_presets_values_per_ipc():
     assert "iterations 60;" in accuracy.protocol_notes("cpu", "digits")   # one value when every IPC agrees
 
 
-def test_readme_speed_table_matches_the_committed_csv():
-    import speed  # noqa: E402
+def test_speed_table_formats_times_rates_and_the_machine():
+    row = {"op": "match", "path": "stream", "ipc": 10, "width": 32, "median_s": 0.59, "gflops_per_s": 29.0,
+           "frac_matmul": 0.228, "peak_mb": 89.8, "matmul_gflops_per_s": 127.2, "device": "cpu", "threads": 2,
+           "torch": "2.x"}
+    lines = speed.speed_table(pd.DataFrame([row, {**row, "ipc": 50, "median_s": 1.24}])).splitlines()
+    assert lines[2] == "| match | stream | 10 | 32 | 590 ms | 29 | 23% | 90 MiB |" and lines[3].split(" | ")[2] == "50"
+    assert lines[-1] == "Dense float32 matmul on the same machine: 127 GFLOP/s (cpu, 2 threads, torch 2.x)."
 
-    root = Path(__file__).resolve().parents[1]
-    assert readme.read_block("speed") == speed.readme_table(pd.read_csv(root / "benchmarks" / "results" / "speed_cpu.csv"))
 
-
-def test_distillation_readme_table_orders_cells_and_shows_time():
-    import distill  # noqa: E402
-
+def test_distillation_table_orders_cells_and_shows_time():
     table = pd.DataFrame(_rows("dasm", 50, [84.0, 86.0]) + _rows("idc", 50, [83.0]) + _rows("random", 10, [75.0])
                          + _rows("full", 6000, [91.0])
                          + [{"dataset": "fashion-mnist", "method": "idc", "ipc": 50, "seed": 0, "arch": "-",
@@ -81,22 +75,42 @@ def test_distillation_readme_table_orders_cells_and_shows_time():
                              "metric": "probe_seconds", "value": 90.0, "protocol": "distill"},
                             {"dataset": "fashion-mnist", "method": "random", "ipc": 10, "seed": 0, "arch": "-",
                              "metric": "seconds", "value": 1.2, "protocol": "distill"}])
-    lines = distill.readme_table(table).splitlines()
+    lines = report.to_markdown(distill.distill_table(table)).splitlines()
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| random", "| idc", "| dasm", "| full"]
-    assert lines[5].startswith("| full | all | 91.0 ± 0.0 | 1 |")
-    assert lines[3] == "| idc | 50 | 83.0 ± 0.0 | 1 | 10.0 min |  |"
+    assert lines[5].startswith("| full | all | 91.0 | 1 |")
+    assert lines[3] == "| idc | 50 | 83.0 | 1 | 10.0 min |  |"
     assert lines[4] == "| dasm | 50 | 85.0 ± 1.4 | 2 |  | 1.5 min |"
-    assert lines[2] == "| random | 10 | 75.0 ± 0.0 | 1 | < 0.1 min |  |"  # not "0.0 min"
+    assert lines[2] == "| random | 10 | 75.0 | 1 | < 0.1 min |  |"  # not "0.0 min"
 
 
-def test_readme_distillation_table_matches_the_committed_csvs():
-    import distill  # noqa: E402
+def test_headline_reads_the_paired_differences_and_whether_idc_saturates(monkeypatch):
+    rows = (_rows("idc", 10, [80.0, 81.0, 82.0]) + _rows("dasm", 10, [81.0, 81.5, 83.0])
+            + _rows("idc", 50, [85.0, 86.0, 87.0]) + _rows("dasm", 50, [85.0, 86.0, 87.0]) + _rows("full", 6000, [91.0]))
+    monkeypatch.setattr(distill, "suite_tables", lambda *a, **k: pd.DataFrame(rows))
+    text = distill.headline_block()
+    table, reading = text.split("\n\n")
+    assert table.splitlines()[2] == "| idc |  | 81.0 ± 1.0 (3) | 86.0 ± 1.0 (3) |"
+    assert table.splitlines()[-1] == "| full data |  |  | 91.0 (1) |"
+    assert "+0.83 ± 0.29 over 3 seeds" in reading and "excludes zero" in reading   # IPC 10: a paired gain
+    assert "+0.00 ± 0.00" in reading and "IDC gains 5.0 points" in reading and "does not saturate" in reading
+    flat = [r for r in rows if not (r["method"] == "idc" and r["ipc"] == 50)] + _rows("idc", 50, [81.0, 81.2, 81.4])
+    monkeypatch.setattr(distill, "suite_tables", lambda *a, **k: pd.DataFrame(flat))
+    assert "a plateau like the published one" in distill.headline_block()
 
-    assert readme.read_block("distill") == distill.readme_table(distill.suite_tables())
+
+def test_every_generated_block_is_current():
+    assert report.stale() == []
+
+
+def test_mean_std_and_markdown_are_one_rule():
+    assert report.mean_std([80.0, 82.0]) == "81.0 ± 1.4" and report.mean_std([70.0], count=True) == "70.0 (1)"
+    assert report.mean_std([]) == "" and report.mean_std([1.0, 2.0, float("nan")], 2, count=True) == "1.50 ± 0.71 (2)"
+    assert report.signed(-0.104) == "−0.10" and report.signed(0.5, 1) == "+0.5"
+    md = report.to_markdown(pd.DataFrame({"a": [1, None], "b|c": ["x|y", 2.5]}))
+    assert md.splitlines() == ["| a | b|c |", "|---|---|", "| 1.0 | x\\|y |", "|  | 2.5 |"]
 
 
 def test_committed_gain_figure_table_matches_the_committed_csvs():
-    import distill  # noqa: E402
     from dasm.analysis.gain import gain_table
 
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -108,21 +122,14 @@ def test_committed_gain_figure_table_matches_the_committed_csvs():
     assert distill.suite_tables("no-such-dataset").empty   # nothing run yet: no table, no error
 
 
-@pytest.mark.parametrize("dataset", accuracy.DATASETS)
-def test_readme_accuracy_blocks_match_the_committed_csvs(dataset):
-    results = accuracy.results_for(dataset, "cpu")
-    assert not results.empty
-    assert readme.read_block(f"accuracy-{dataset}") == accuracy.dataset_section(results, "cpu", dataset)
-
-
 def test_accuracy_tables_take_cells_from_the_distillation_suites_without_doubling_them(tmp_path, monkeypatch):
     ran = []
 
-    def distill_run(data, method, ipc, out, **kwargs):
-        ran.append((method, ipc, kwargs["seed"]))
+    def run_one(data, cell, root, **kwargs):
+        ran.append((cell.method, cell.ipc, cell.seed))
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(cells, "distill_run", distill_run)
+    monkeypatch.setattr(cells, "run_one", run_one)
     data = SimpleNamespace(name="digits", device=torch.device("cpu"))
     elsewhere = pd.DataFrame(_rows("idc", 10, [80.0]))
     table = tmp_path / "accuracy.csv"
@@ -140,34 +147,34 @@ def test_accuracy_tables_take_cells_from_the_distillation_suites_without_doublin
     assert sorted(idc10.seed) == [0, 1, 2]
 
 
-def test_a_cell_missing_only_its_cross_architecture_columns_trains_only_those(tmp_path, monkeypatch):
+def test_a_cell_missing_only_its_cross_architecture_columns_trains_only_those(digits, tmp_path, monkeypatch):
+    import dasm.runs as runs
+
     asked = []
 
     def evaluate_run(out, data, *, archs, seeds, **kwargs):
         asked.append(list(archs))
-        return pd.DataFrame([dict(r, seed=seeds[0], protocol=a) for a in archs for r in _rows("idc", 10, [70.0], a)])
+        return pd.DataFrame([dict(r, seed=seeds[0], protocol=a) for a in archs for r in _rows("idc", 1, [70.0], a)])
 
-    monkeypatch.setattr(cells, "distill_run", lambda *a, **k: None)
-    monkeypatch.setattr(cells, "evaluate_run", evaluate_run)
-    run = tmp_path / "digits" / "cpu" / "idc-ipc10-seed1"   # a finished distillation, as the stub stands for
-    run.mkdir(parents=True)
-    (run / "synthetic.pt").touch()
-    pd.DataFrame(columns=["protocol", "seed", "metric"]).to_csv(run / "results.csv", index=False)
-    data = SimpleNamespace(name="digits", device=torch.device("cpu"))
-    elsewhere = pd.DataFrame(_rows("idc", 10, [80.0, 81.0]))   # ConvNet of seeds 0 and 1, from another suite
+    monkeypatch.setattr(runs, "evaluate_run", evaluate_run)
+    elsewhere = pd.DataFrame(_rows("idc", 1, [80.0, 81.0]))   # ConvNet of seeds 0 and 1, from another suite
     table = tmp_path / "accuracy.csv"
-    out = cells.run_cell(data, "idc", 10, 1, table, archs=["convnet", "mlp", "resnet18"], elsewhere=elsewhere,
-                         runs=tmp_path)
+    out = cells.run_cell(digits, "idc", 1, 1, table, archs=["convnet", "mlp", "resnet18"], elsewhere=elsewhere,
+                         runs=tmp_path, progress=False)
     assert asked == [["mlp", "resnet18"]]
-    assert sorted(out.arch) == ["mlp", "resnet18"] and set(out.seed) == {1}
+    new = out[out.arch != "-"]
+    assert sorted(new.arch) == ["mlp", "resnet18"] and set(new.seed) == {1}
 
 
 def test_a_cell_past_its_deadline_keeps_its_checkpoint_and_adds_no_rows(digits, tmp_path, monkeypatch):
+    import dasm.runs as runs
+
     evaluated = []
-    monkeypatch.setattr(cells, "evaluate_run", lambda *a, **k: evaluated.append(a))
+    monkeypatch.setattr(runs, "evaluate_run", lambda *a, **k: evaluated.append(a))
     table = tmp_path / "dasm.csv"
     out = cells.run_cell(digits, "idc", 1, 0, table, runs=tmp_path, progress=False, deadline=time.monotonic())
-    run = tmp_path / "digits" / "cpu" / "idc-ipc1-seed0"
+    run = cells.folder_of(digits, "idc", 1, 0, runs=tmp_path)
+    assert run.parent == tmp_path / "cpu" and run.name.startswith("digits-idc-ipc1-seed0-")
     assert out.empty and not table.exists() and evaluated == []
     assert torch.load(run / "checkpoint.pt", weights_only=False)["iteration"] == 1   # stopped after one iteration
     assert (run / "partial.pt").exists() and not (run / "synthetic.pt").exists()
@@ -180,7 +187,7 @@ def test_accuracy_rows_from_a_gpu_stay_out_of_the_cpu_tables_and_the_readme(tmp_
     assert set(accuracy.results_for("fashion-mnist", "cpu").device) == {"cpu"}
     blocks = []
     monkeypatch.setattr(accuracy, "ROOT", tmp_path)
-    monkeypatch.setattr(accuracy, "write_block", lambda name, text: blocks.append(name))
+    monkeypatch.setattr(accuracy, "write_block", lambda name, *text: blocks.append(name))
     (tmp_path / "results").mkdir()
     text = accuracy.render("cpu", ["fashion-mnist"], "cuda")
     assert blocks == [] and (tmp_path / "results" / "accuracy_cpu_cuda.md").read_text() == text
@@ -188,25 +195,34 @@ def test_accuracy_rows_from_a_gpu_stay_out_of_the_cpu_tables_and_the_readme(tmp_
     assert blocks == ["accuracy-fashion-mnist"] and (tmp_path / "results" / "accuracy_cpu.md").exists()
 
 
-def test_readme_blocks_are_rewritten_in_place_and_missing_ones_say_so(tmp_path):
+def test_blocks_are_rewritten_in_place_and_missing_ones_say_so(tmp_path):
     doc = tmp_path / "README.md"
     doc.write_text("intro\n<!-- t:start -->\nold\n<!-- t:end -->\nafter\n")
-    readme.write_block("t", "new\nrows", doc)
+    report.write_block("t", "new\nrows", doc)
     assert doc.read_text() == "intro\n<!-- t:start -->\nnew\nrows\n<!-- t:end -->\nafter\n"
-    assert readme.read_block("t", doc) == "new\nrows"
+    assert report.read_block("t", doc) == "new\nrows"
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]   # written through a temporary file, renamed
     with pytest.raises(KeyError, match="no block 'other'"):
-        readme.write_block("other", "x", doc)
+        report.write_block("other", "x", doc)
     # a new, empty block can be two markers on adjacent lines
     doc.write_text("a\n<!-- e:start -->\n<!-- e:end -->\nb\n")
-    assert readme.read_block("e", doc) == ""
-    readme.write_block("e", "rows", doc)
+    assert report.read_block("e", doc) == ""
+    report.write_block("e", "rows", doc)
     assert doc.read_text() == "a\n<!-- e:start -->\nrows\n<!-- e:end -->\nb\n"
-    assert readme.has_block("e", doc) and not readme.has_block("other", doc)
     doc.write_text("a\n<!-- e:start -->\nno end\n")
     with pytest.raises(KeyError, match="no block 'e'"):
-        readme.read_block("e", doc)
-    assert not readme.has_block("e", doc)
+        report.read_block("e", doc)
+    with pytest.raises(KeyError, match="No generated block 'nope'"):
+        report.block("nope")
+
+
+def test_every_block_names_a_page_that_holds_it_and_a_renderer():
+    root = Path(report.__file__).resolve().parents[1]
+    for b in report.BLOCKS:
+        assert (root / b.page).exists(), b
+        report.read_block(b.name)   # the page has both markers
+        module, _, func = b.render.partition(":")
+        assert callable(getattr(__import__(module, fromlist=[func]), func)), b
 
 
 def test_tune_parses_variants_and_chooses_on_validation_not_test():
@@ -245,9 +261,8 @@ def test_tune_runs_variants_on_a_held_out_split_and_resumes(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "tune_digits_cpu.csv")
     assert set(table[table.metric == "val_acc"].variant) == {"iterations=1", "iterations=2"}
     assert (table.val_fraction.dropna() == 0.2).all()
-    keys = table.drop_duplicates("variant").set_index("variant").config
-    folders = sorted(p.name for p in (tmp_path / "runs" / "digits" / "cpu-tune").iterdir())
-    assert folders == [f"idc-ipc1-iterations={n}-{keys[f'iterations={n}']}-val0.2-seed0" for n in (1, 2)]
+    folders = sorted(p.name for p in (tmp_path / "runs" / "cpu" / "tune").iterdir() if p.name != "features")
+    assert len(folders) == 2 and all(f.startswith("digits-idc-ipc1-seed0-") for f in folders)
     assert set(table.setting) == {f"idc ipc1 f1 real it{n}x10 lr0.01 dc convnet-w64" for n in (1, 2)}
     rows = len(table)
     tune.main(argv)   # everything done: nothing is run or appended again
@@ -258,24 +273,22 @@ def test_tune_runs_variants_on_a_held_out_split_and_resumes(tmp_path, capsys):
     assert "choose on val_mean" in out and "it2x10 lr0.01" in out
 
 
-@pytest.mark.parametrize("method", ["idc", "dasm"])
-def test_readme_tuning_blocks_match_the_committed_table(method):
-    table = pd.read_csv(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "tune_fashion-mnist_cpu.csv")
-    ranked = tune.readme_ranking(table, method, 50)
-    block = readme.read_block(tune.block_name("fashion-mnist", method, 50))
-    assert block == tune.readme_table(ranked) and block.count("| yes |") == 1
-    assert len(block.splitlines()) == 2 + len(ranked) >= 4
+def test_tuning_ranking_table_shows_spread_and_the_choice():
+    ranked = pd.DataFrame({"variant": ["a", "b"], "setting": ["s1", "s2"], "val_mean": [81.0, 79.0],
+                           "val_std": [1.0, 0.0], "seeds": [2, 1], "test_mean": [70.0, 90.0], "chosen": [True, False]})
+    lines = report.to_markdown(tune.ranking_table(ranked)).splitlines()
+    assert lines[2] == "| a | s1 | 81.00 ± 1.00 | 70.00 | 2 | yes |" and lines[3] == "| b | s2 | 79.00 | 90.00 | 1 |  |"
 
 
 def test_tune_keeps_each_devices_rows_and_runs_apart():
     table, runs = tune.tune_paths("res", "runs", "fashion-mnist", "cpu", "cuda")
-    assert table == Path("res/tune_fashion-mnist_cpu_cuda.csv") and runs == Path("runs/fashion-mnist/cpu_cuda-tune")
+    assert table == Path("res/tune_fashion-mnist_cpu_cuda.csv") and runs == Path("runs/cpu_cuda/tune")
     table, runs = tune.tune_paths("res", "runs", "digits", "cpu", "cpu")
-    assert table.name == "tune_digits_cpu.csv" and runs == Path("runs/digits/cpu-tune")
+    assert table.name == "tune_digits_cpu.csv" and runs == Path("runs/cpu/tune")
 
 
 def test_starts_variants_pick_ipc_distinct_starts_and_complement_covers_better(digits):
-    import starts
+    from benchmarks import starts
 
     feats = digits.x_train.flatten(1)
     picked = {v: starts.start_indices(digits, v, 10, 5, feats, seed=0) for v in starts.VARIANTS}
@@ -294,23 +307,7 @@ def test_rows_and_run_folders_from_another_device_are_kept_apart():
     assert cells.device_tag("cpu", "cuda") == "cpu_cuda" and cells.device_tag("paper", "cpu") == "paper"
 
 
-def test_readme_gpu_blocks_match_the_committed_csvs():
-    import distill  # noqa: E402
-    import paper_time
-    import speed
-
-    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-    assert readme.read_block("distill-cuda") == distill.device_table()
-    assert "| idc | 10 | 0 |" in readme.read_block("distill-cuda")
-    assert readme.read_block("speed-cuda") == speed.readme_table(pd.read_csv(results / "speed_cuda.csv"))
-    assert readme.read_block("paper-time-cuda") == paper_time.readme_table(
-        pd.read_csv(results / "paper_time_fashion-mnist_cuda.csv"))
-
-
-def test_readme_demo_block_matches_the_committed_csv(tmp_path):
-    import demo
-
-    assert readme.read_block("demo") == demo.readme_table(pd.read_csv(demo.RESULTS))
+def test_demo_table_and_its_collected_rows(tmp_path):
     # collect(): the demo's rows and each run's last distillation time
     (tmp_path / "idc-ipc2").mkdir()
     pd.DataFrame(_rows("idc", 2, [90.0, 92.0]) + _rows("full", 144, [98.0])).to_csv(tmp_path / "demo.csv", index=False)
@@ -318,11 +315,10 @@ def test_readme_demo_block_matches_the_committed_csv(tmp_path):
                    "protocol": "distill"} for v in (5.0, 7.0)]).to_csv(tmp_path / "idc-ipc2" / "results.csv", index=False)
     table = demo.collect(tmp_path)
     assert table.query("metric == 'seconds'").value.tolist() == [7.0]
-    assert demo.readme_table(table).splitlines()[2:] == ["| idc | 91.0 ± 1.4 |", "| full data (98.0) | |"]
+    assert report.to_markdown(demo.demo_table(table)).splitlines()[2:] == ["| idc | 91.0 ± 1.4 |", "| full data (98.0) |  |"]
 
 
 def test_paper_time_projects_a_measured_slice_to_the_presets_counts(digits):
-    import paper_time
 
     rows = pd.DataFrame(paper_time.project(digits, 5, steps=1, epochs=1))   # 5 segments of 1
     assert list(rows.part) == ["match-step", "eval-epoch", "probe-batch", "scoring-pass"]
@@ -331,4 +327,4 @@ def test_paper_time_projects_a_measured_slice_to_the_presets_counts(digits):
     assert step.units_full == 2000 * 100    # the paper preset's outer iterations x matching steps
     assert step.projected_hours == pytest.approx(step.seconds_per_unit * step.units_full / 3600)
     assert rows.set_index("part").loc["scoring-pass"].units_full == 4   # one pass before each later segment
-    assert "| idc | 5 | match-step |" in paper_time.readme_table(rows.assign(machine="m", device="cpu", torch="t"))
+    assert "| idc | 5 | match-step |" in paper_time.paper_time_table(rows.assign(machine="m", device="cpu", torch="t"))

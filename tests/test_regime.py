@@ -1,19 +1,13 @@
 """The regime map: a base distiller's run is a prefix of a longer one (so one x3 run gives the x1 point),
 and distance moved and diversity on tiny tensors with known answers."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
+from benchmarks import regime
 from dasm.analysis.regime import diversity, moved, regime_points
 from dasm.runs import distill_run
 from dasm.synthetic import SyntheticSet
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import regime  # noqa: E402
 
 
 def test_a_shorter_run_is_the_prefix_of_a_longer_one(digits, tmp_path):
