@@ -21,6 +21,9 @@ from .data import DATASETS, PUBLISHED_MEAN_STD, canonical_name
 from .synthetic import SyntheticSet, SyntheticSetError
 
 FORMATS = ("dc", "mtt", "idc")
+EXPECTED = {"dc": "a DC/DSA/DM res_*.pt file ({'data': [[images, labels], ...]})",
+            "mtt": "an MTT images_best.pt (an image tensor, labels_best.pt beside it)",
+            "idc": "an IDC data.pt ([images, labels])"}
 
 
 def _guess_format(path: Path) -> str:
@@ -39,6 +42,25 @@ def _as_tensor(obj: object, what: str, path: Path) -> Tensor:
     return obj
 
 
+def _images_and_labels(state: object, path: Path, kind: str, experiment: int) -> tuple[object, object]:
+    """The images and labels a published file of format ``kind`` holds."""
+    if kind == "dc":
+        if not isinstance(state, dict) or "data" not in state:
+            raise SyntheticSetError(f"{path} has no 'data' entry: it is not {EXPECTED[kind]}.")
+        runs = state["data"]
+        if not 0 <= experiment < len(runs):
+            raise SyntheticSetError(f"{path} holds {len(runs)} experiments; experiment={experiment} is out of range.")
+        return runs[experiment][0], runs[experiment][1]
+    if kind == "mtt":
+        label_path = path.with_name(path.name.replace("images_", "labels_"))
+        if not label_path.is_file():
+            raise SyntheticSetError(f"MTT images need their labels file {label_path.name} beside them.")
+        return state, torch.load(label_path, map_location="cpu", weights_only=False)
+    if not isinstance(state, (list, tuple)) or len(state) != 2:
+        raise SyntheticSetError(f"{path} is not {EXPECTED[kind]}.")
+    return state[0], state[1]
+
+
 def import_published(path: str | os.PathLike, dataset: str, kind: str | None = None, factor: int = 1,
                      experiment: int = 0, mean: tuple[float, ...] | None = None,
                      std: tuple[float, ...] | None = None) -> SyntheticSet:
@@ -54,24 +76,13 @@ def import_published(path: str | os.PathLike, dataset: str, kind: str | None = N
         raise SyntheticSetError(f"unknown format {kind!r}; choose one of {', '.join(FORMATS)}.")
     if not path.is_file():
         raise SyntheticSetError(f"{path} does not exist.")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if kind == "dc":
-        if not isinstance(state, dict) or "data" not in state:
-            raise SyntheticSetError(f"{path} has no 'data' entry: not a DC/DSA/DM res_*.pt file.")
-        runs = state["data"]
-        if not 0 <= experiment < len(runs):
-            raise SyntheticSetError(f"{path} holds {len(runs)} experiments; experiment={experiment} is out of range.")
-        images, labels = runs[experiment][0], runs[experiment][1]
-    elif kind == "mtt":
-        images = state
-        label_path = path.with_name(path.name.replace("images_", "labels_"))
-        if not label_path.is_file():
-            raise SyntheticSetError(f"MTT images need their labels file {label_path.name} beside them.")
-        labels = torch.load(label_path, map_location="cpu", weights_only=False)
-    else:
-        if not isinstance(state, (list, tuple)) or len(state) != 2:
-            raise SyntheticSetError(f"{path} is not an IDC data.pt ([images, labels]).")
-        images, labels = state
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        images, labels = _images_and_labels(state, path, kind, experiment)
+    except SyntheticSetError:
+        raise
+    except Exception as err:   # unpickling errors, a foreign object's shape: one line naming what was expected
+        raise SyntheticSetError(f"{path} is not {EXPECTED[kind]} ({type(err).__name__}: {err}).") from None
     images = _as_tensor(images, "images", path).float()
     labels = _as_tensor(labels, "labels", path)
     if labels.dim() == 2:  # soft labels: keep the arg-max class

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .config import RunConfig, applicable, preset_protocol, resolve
 from .coreset import cached_features, select_coreset
-from .data import Dataset
+from .data import Dataset, canonical_name
 from .distill import distill, resumed_seconds
 from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set, predictions_file
 from .methods import method as method_spec
@@ -173,6 +173,9 @@ def load_run_set(path: str | os.PathLike, *, import_format: str | None = None, d
     syn = SyntheticSet.load(file)
     if "dataset" not in syn.meta:
         raise SyntheticSetError(f"{file} does not say which dataset it was distilled from (meta['dataset']).")
+    if dataset is not None and canonical_name(dataset) != syn.meta["dataset"]:
+        raise SyntheticSetError(f"{file} was distilled from {syn.meta['dataset']!r}, but --dataset says {dataset!r}; "
+                                "drop --dataset (a dasm set knows its dataset) or give the set of that dataset.")
     return syn, file.parent
 
 

@@ -188,3 +188,29 @@ def test_sweep_draws_the_saturation_curve(tmp_path, capsys):
     assert {(m, i) for m, i in zip(table.method, table.ipc)} == {("random", 1), ("random", 2), ("dasm", 1), ("dasm", 2)}
     assert (out / "saturation.png").exists() and (out / "saturation.pdf").exists()
     assert "saturation curve" in capsys.readouterr().out
+
+
+def test_a_foreign_file_given_as_a_published_set_gets_one_line_naming_it(tmp_path, capsys):
+    garbage = tmp_path / "res_DSA_garbage.pt"
+    garbage.write_bytes(b"not a torch file at all")
+    assert main(["evaluate", str(garbage), "--import-format", "dc", "--dataset", "digits", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(garbage) in err and "res_*.pt" in err
+    import torch
+
+    torch.save({"something": 1}, tmp_path / "data.pt")   # a readable torch file of another shape
+    assert main(["evaluate", str(tmp_path / "data.pt"), "--import-format", "idc", "--dataset", "digits",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "IDC data.pt" in err
+
+
+def test_a_dataset_that_contradicts_the_sets_own_is_an_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["distill", "--method", "random", "--dataset", "digits", "--ipc", "1", "--out", str(out),
+                 "--no-eval", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--dataset", "fashion-mnist", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "distilled from 'digits'" in err and "fashion-mnist" in err
+    assert main(["evaluate", str(out), "--dataset", "digits", "--seeds", "0", "--epochs", "1", "--no-progress"]) == 0
