@@ -35,10 +35,10 @@ from benchmarks.report import mean_std, to_markdown, write_block
 from dasm.config import preset_config, preset_protocol, reference_size
 from dasm.data import load_dataset
 from dasm.device import resolve_device
+from dasm.methods import method, method_names
 from dasm.published import PUBLISHED_ACCURACY
 
-METHODS = ["random", "herding", "dc", "dsa", "dm", "idc", "dasm", "dasm-nodifficulty", "static-prune"]
-SEQUENTIAL = {"dasm", "dasm-nodifficulty"}
+METHODS = [m for m in method_names() if m not in ("kcenter", "idc-starts")]   # every method but those two
 IPCS = [1, 10, 50]
 CROSS_ARCH = {"methods": ("idc", "dasm"), "ipc": 10, "archs": ["convnet", "mlp", "lenet", "resnet18"]}
 DATASETS = ["digits", "fashion-mnist"]
@@ -48,7 +48,7 @@ PUBLISHED = PUBLISHED_ACCURACY
 
 def cells(ipcs: list[int], methods: list[str]) -> list[tuple[str, int]]:
     """The (method, IPC) cells of the suite, skipping sequential methods below 2 images per class."""
-    return [(m, i) for i in ipcs for m in methods if not (m in SEQUENTIAL and i < 2)]
+    return [(m, i) for i in ipcs for m in methods if not (method(m).segments and i < 2)]
 
 
 def archs_for(method: str, ipc: int) -> list[str]:

@@ -230,15 +230,15 @@ def _run_dataset(folder: Path) -> str:
     return str(SyntheticSet.load(folder / "synthetic.pt").meta.get("dataset"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``dasm`` command."""
-    parser = argparse.ArgumentParser(prog="dasm", description="Dataset distillation with DASM.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_datasets(sub: argparse._SubParsersAction) -> None:
+    """The ``dasm datasets`` subcommand."""
     p = sub.add_parser("datasets", help="list datasets and whether each is available here")
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_datasets)
 
+
+def _add_train_real(sub: argparse._SubParsersAction) -> None:
+    """The ``dasm train-real`` subcommand."""
     p = sub.add_parser("train-real", help="full-data reference accuracy, appended to a results table")
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(data_mod.list_datasets())}")
     p.add_argument("--arch", default="convnet", help=f"one of {', '.join(list_networks())}")
@@ -248,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_train_real)
 
+
+def _add_distill(sub: argparse._SubParsersAction) -> None:
+    """The ``dasm distill`` subcommand."""
     methods = ", ".join(REGISTRY)
     p = sub.add_parser("distill", help="distill a synthetic set (or pick a coreset) and evaluate it")
     p.add_argument("--method", required=True, type=str.lower, help=f"one of {methods}")
@@ -269,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_distill)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    """The ``dasm evaluate`` subcommand."""
     p = sub.add_parser("evaluate", help="evaluate a saved synthetic set (run folder or .pt)")
     p.add_argument("path", help="run folder holding synthetic.pt, a .pt file, or a published set")
     p.add_argument("--preset", choices=PRESETS, default="cpu", help="protocol preset (default: cpu)")
@@ -281,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    """The ``dasm sweep`` subcommand."""
     p = sub.add_parser("sweep", help="accuracy over IPC for several methods, and the saturation curve")
     p.add_argument("--dataset", required=True)
     p.add_argument("--ipcs", type=_seeds, default=[1, 10, 50], help="comma-separated IPCs (default: 1,10,50)")
@@ -294,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_sweep)
 
+
+def _add_figures(sub: argparse._SubParsersAction) -> None:
+    """The ``dasm figures`` subcommand."""
     p = sub.add_parser("figures", help="regenerate every diagnosis figure from saved runs (PNG, PDF, CSV)")
     p.add_argument("--runs", nargs="*", help="run folders (searched for synthetic.pt)")
     p.add_argument("--out", default="data/figures", help="output folder (default: data/figures)")
@@ -312,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_figures)
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    """The ``dasm demo`` subcommand."""
     p = sub.add_parser("demo", help="the main job on digits: distilled sets vs coresets vs full data")
     p.add_argument("--out", default="data/runs/demo")
     p.add_argument("--ipcs", type=_seeds, default=[10, 30], help="IPCs to distill (default: 10,30)")
@@ -324,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs of the full-data reference training")
     _common(p)
     p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``dasm`` command."""
+    parser = argparse.ArgumentParser(prog="dasm", description="Dataset distillation with DASM.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_datasets, _add_train_real, _add_distill, _add_evaluate, _add_sweep, _add_figures, _add_demo):
+        add(sub)
     return parser
 
 

@@ -1,6 +1,5 @@
 """The `dasm` command: listing datasets, full-data training, the demo, and clear errors."""
 
-import ast
 import json
 import subprocess
 import sys
@@ -10,11 +9,6 @@ import pandas as pd
 
 from dasm.cli import main
 from dasm.synthetic import SyntheticSet
-
-PACKAGE = Path(__file__).resolve().parent.parent / "dasm"
-CORE = ["data", "nets", "augment", "synthetic", "train", "matching", "distill", "difficulty",
-        "sequential", "coreset", "evaluate", "config", "device"]
-
 
 def test_datasets_lists_every_dataset(capsys):
     assert main(["datasets"]) == 0
@@ -62,33 +56,6 @@ def test_bad_input_gives_one_clear_error(capsys):
 def test_python_dash_m_works():
     res = subprocess.run([sys.executable, "-m", "dasm", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "train-real" in res.stdout
-
-
-def _imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            mod = node.module or ""
-            names.add(mod if node.level == 0 else "dasm." + mod if mod else "dasm")
-            if node.level and not mod:
-                names.update("dasm." + a.name for a in node.names)
-        elif isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-    return names
-
-
-def test_core_never_imports_analysis_widgets_or_cli():
-    for name in CORE:
-        path = PACKAGE / f"{name}.py"
-        if not path.exists():
-            continue
-        bad = {m for m in _imports(path) if m.split(".")[:2] in (["dasm", "analysis"], ["dasm", "widgets"],
-                                                                  ["dasm", "cli"])}
-        assert not bad, f"core module {name}.py imports {bad}"
-    analysis = PACKAGE / "analysis"
-    for path in analysis.glob("*.py") if analysis.exists() else []:
-        bad = {m for m in _imports(path) if m.startswith(("dasm.widgets", "dasm.cli"))}
-        assert not bad, f"{path.name} imports {bad}"
 
 
 def test_distill_then_evaluate(tmp_path, capsys):
