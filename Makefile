@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR := $(CURDIR)/data/.numba-cache
 export MPLBACKEND := Agg
 
-.PHONY: demo test lab venv clean
+.PHONY: demo test lab notebooks venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
+
+notebooks: $(STAMP)   # executes every notebook on digits into docs/notebooks/ (with outputs)
+	$(BIN)/python -m benchmarks.notebooks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -19,7 +19,7 @@ the tables show those suites' rows next to this suite's own, from both result fi
 
 Resumable (finished cells are skipped). Writes benchmarks/results/accuracy_<dataset>_<preset>.csv
 and renders benchmarks/results/accuracy_<preset>.md next to the published numbers; on a GPU
-(--device cuda) the files take a `_cuda` suffix and the README's blocks are left alone, so rows
+(--device cuda) the files take a `_cuda` suffix and the docs' blocks are left alone, so rows
 from two devices never count as each other's.
 """
 
@@ -106,7 +106,7 @@ def protocol_notes(preset: str, dataset: str) -> str:
 
 
 def dataset_section(results: pd.DataFrame, preset: str, dataset: str) -> str:
-    """One dataset's accuracy table, protocol notes and cross-architecture table (also the README's block)."""
+    """One dataset's accuracy table, protocol notes and cross-architecture table (also its docs block)."""
     parts = [markdown_table(results, dataset), "", protocol_notes(preset, dataset)]
     cross = cross_arch_table(results, dataset)
     if cross:
@@ -122,7 +122,7 @@ def results_for(dataset: str, preset: str, device: str = "cpu") -> pd.DataFrame:
 
 def render(preset: str, datasets: list[str], device: str = "cpu") -> str:
     """The Markdown of every dataset's tables, written next to the CSVs (``accuracy_<preset>[_<device>].md``);
-    the README's blocks show the cpu preset's rows measured on the CPU."""
+    the docs' blocks show the cpu preset's rows measured on the CPU."""
     parts = [f"# Accuracy suite ({preset} preset)\n", "Made by `python benchmarks/accuracy.py`; "
              "numbers are ConvNet test accuracy in percent.\n"]
     for name in datasets:
@@ -177,7 +177,7 @@ def main() -> None:
                     archs = ["convnet"] if args.no_cross_arch else archs_for(method, ipc)
                     run_cell(data, method, ipc, seed, table, preset=args.preset, archs=archs, runs=args.runs,
                              elsewhere=elsewhere)
-                    render(args.preset, datasets, device.type)   # README and CSV agree after every cell
+                    render(args.preset, datasets, device.type)   # docs and CSV agree after every cell
     print(render(args.preset, DATASETS, device.type))
 
 

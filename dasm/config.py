@@ -1,16 +1,17 @@
-"""Named presets: the published hyperparameters (``paper``) and a budget for a 2-core CPU (``cpu``).
+"""Named presets and one resolved configuration per run.
 
-A preset turns (dataset, method, IPC) into a :class:`~dasm.distill.DistillConfig` and names
-the evaluation :class:`~dasm.evaluate.Protocol` that goes with it. Everything a preset sets
-can still be overridden (``preset_config(..., iterations=50)``; ``--iterations 50`` on the CLI).
+A preset turns (dataset, method, IPC) into a :class:`~dasm.distill.DistillConfig` and names the
+evaluation :class:`~dasm.evaluate.Protocol` that goes with it; :func:`resolve` turns (preset,
+dataset, method, IPC, overrides) into one frozen :class:`RunConfig`, every setting a run uses.
+Everything a preset sets can be overridden (``resolve(..., iterations=50)``; ``--iterations 50``).
 
-``paper``: the reference implementations' settings (DC/DSA: 1000 iterations with
-outer/inner loops by IPC; DM: 20,000 iterations at lr 1; IDC on MNIST/Fashion-MNIST: l1,
-lr_img 1e-4 x IPC/10, 2000 x 100, factor 2), evaluated for 1000 epochs. Meant for a GPU.
+``paper``: the reference implementations' settings (DC/DSA: 1000 iterations with outer/inner loops
+by IPC; DM: 20,000 iterations at lr 1; IDC: its ``--reproduce`` protocol, pinned value by value in
+``tests/test_paper_preset.py``), evaluated for 1000 epochs. Meant for a GPU.
 
-``cpu``: the same algorithms with a smaller matching network and budget so that one
-distillation fits in minutes on a laptop; the measurements behind each choice are in
-:data:`CPU_EVIDENCE`.
+``cpu``: the same algorithms with a smaller matching network and budget so that one distillation
+fits in minutes on a laptop. How each of its settings was chosen, on which split and with which
+measurements, is ``docs/presets.md``.
 """
 
 from __future__ import annotations
@@ -28,93 +29,6 @@ from .methods import method as method_spec
 from .train import Recipe
 
 PRESETS = ("cpu", "paper")
-
-# The measurements that chose the cpu preset (2-core x86 CPU, torch 2.14, 1 seed each).
-CPU_EVIDENCE = {
-    "digits-depth": "IPC 2 DSA, 20 iterations, width 64: test acc 21% with ConvNet depth 3, 87% depth 2, "
-                    "93% depth 1 (random real images: 71%). nets.default_depth picks 1 for 8x8.",
-    "digits-factor": "IPC 2 IDC, 20 iterations, width 64, depth 1: factor 2 gives 77% (tiles of 4x4 pixels "
-                     "lose the digit), so the cpu preset uses factor 1 on 8x8 data.",
-    "digits-lr": "IPC 2 DSA, width 64, depth 3: lr_img 0.1 blew the pixels up to +-8 (acc 21%); 0.01 gave 40%, "
-                 "0.001 gave 72% — the depth, not the lr, was the cause; with depth 1 lr 0.1 works (93%).",
-    "fashion-mnist-idc-lr": "IPC 10 IDC, 100 iterations x 10 steps, width 32, lr_img 1e-4 (the paper's, made for "
-                            "200,000 steps): the pixels moved by 0.005 on average and the set reached 72.3% "
-                            "(seed 0) against 75.9% for random real images. lr_img 2e-3 with 50 iterations: "
-                            "pixels moved 0.036, 74.7%. Factor 1 + real init + DC distance + lr_img 0.1, 50 "
-                            "iterations (227 s): 78.8%. The cpu preset uses the latter; the paper preset keeps "
-                            "IDC's own settings.",
-    "fashion-mnist-idc-factor": "IPC 10 IDC, 50 iterations, DC distance, lr_img 0.1: factor 2 with mix init "
-                                "(40 decoded images a class) reached 76.5% (seed 0) against 78.8% for factor 1 "
-                                "with real init, and an iteration costs 7 s instead of 4.4 s: the cpu preset keeps "
-                                "factor 1 (multi-formation pays off with the paper's 200,000 matching steps). Superseded at "
-                                "100 iterations: see fashion-mnist-idc-ipc10.",
-    "fashion-mnist-idc-lr-ipc": "IPC 50 IDC, 100 iterations, seed 0: lr_img 0.1 reached 85.06% and lr_img 0.5 "
-                                "85.58% (random real images: 84.0%). An image's share of its class's synthetic "
-                                "gradient is 1/IPC, so the cpu preset scales lr_img with IPC (0.01 x IPC: 0.1 at "
-                                "IPC 10, as chosen above), like the paper preset's 1e-4 x IPC/10. Measured on "
-                                "test accuracy, one seed: the scaling rule, not the number, is what was chosen.",
-    "fashion-mnist-idc-ipc1": "IPC 1 IDC, 100 iterations, seed 0, chosen on validation accuracy (10% of each class "
-                              "held out, `benchmarks/tune.py`; tune_fashion-mnist_cpu.csv): factor 1 + real init at "
-                              "lr_img 0.01 (= 0.01 x IPC) 67.0%, at 0.1 70.4%; factor 2 + mix init (4 decoded "
-                              "images a class) at 0.01 74.6%, at 0.1 75.7%, at 0.5 75.5%. The cpu preset uses "
-                              "factor 2, mix init and lr_img 0.1 at IPC 1 on 28x28 data (not on 8x8 digits: see "
-                              "digits-factor).",
-    "fashion-mnist-idc-ipc10": "IPC 10 IDC, 100 iterations, seed 0, chosen on validation accuracy (10% of each "
-                               "class held out, `benchmarks/tune.py`; tune_fashion-mnist_cpu.csv): factor 1 + real "
-                               "init at lr_img 0.1 (the preset before, 0.01 x IPC) 79.7%, at 0.3 80.6%, at 1 80.0%; "
-                               "factor 2 + mix init (40 decoded images a class) at 0.1 80.7%, at 0.3 81.4%. With 100 "
-                               "iterations instead of 50 (fashion-mnist-idc-factor) multi-formation pays off at IPC "
-                               "10 too: the cpu preset uses factor 2, mix init and lr_img 0.3 there (0.03 x IPC, at "
-                               "least the 0.1 chosen at IPC 1). It costs 7-8 s an iteration instead of 4.8 s, and "
-                               "the evaluation trains on 400 images instead of 100.",
-    "coreset-features": "Herding's feature network, digits, seeds 0-2, IPC 1/10/50 (accuracy_digits_cpu.csv): "
-                        "width 128 trained 10 epochs gave 90.2/95.3/97.9%, width 32 trained 5 epochs 90.0/95.9/"
-                        "97.8%, the same within a seed's spread. On Fashion-MNIST the width-128 network took about "
-                        "34 min on 2 cores, so the cpu preset uses the smaller one, DASM's reference size "
-                        "(config.reference_size), and the embedding is cached per seed (coreset.cached_features).",
-    "fashion-mnist-idc-ipc10-iterations": "IPC 10 IDC, factor 2, mix init, lr_img 0.3, seed 0, validation "
-                                          "accuracy (`benchmarks/tune.py --variants \"factor=2,init=mix,lr_img=0.3,"
-                                          "iterations=200\"`): 100 iterations 81.45% (test 81.3%), 200 iterations "
-                                          "82.85% (test 82.6%) in 28.0 min of distillation (1678.6 s; 100 iterations: "
-                                          "about 13 min). 3 seeds of 100 iterations on all the data gave 81.7 +- 0.5, "
-                                          "under the 82% target, so the cpu preset runs 200 iterations with factor 2 "
-                                          "above IPC 1 (IPC 1, at 100 iterations, already meets its target). Rerun on "
-                                          "all the data, seeds 0, 1, 2: 83.6, 82.2, 82.6 (82.8 +- 0.7) in 27.7, 25.8 "
-                                          "and 25.9 min of distillation (engine_fashion-mnist_cpu.csv).",
-    "fashion-mnist-idc-ipc50-modes": "IPC 50 IDC, factor 1, lr_img 0.5, 100 iterations, seed 0, validation accuracy "
-                                     "(10% of each class held out, `benchmarks/tune.py`; tune_fashion-mnist_cpu.csv): "
-                                     "random real starts (init real, the preset before) 85.42% (test 85.34%); starts "
-                                     "at the nearest real image to each of 50 k-means centres per class in the "
-                                     "embedding of the preset's full-data network (init modes; width 32, 5 epochs, "
-                                     "cached with herding's) 87.13% (test 87.16%). At this budget the images move "
-                                     "little from where they start, so where they start is most of the result: the "
-                                     "cpu preset uses modes above IPC 10 on 28x28 and larger data.",
-    "fashion-mnist-idc-ipc10-modes": "IPC 10 IDC, factor 2, lr_img 0.3, 200 iterations, seed 0, validation accuracy: "
-                                     "the 40 decoded starts of a class at k-means modes (init modes) 83.57% (test "
-                                     "83.03%) against random real images (init mix, the preset) 82.85% (test 82.64%). "
-                                     "+0.7 is under the 1.5 points one seed can resolve, and the 3-seed IDC-10 and "
-                                     "DASM-10 rows would all have to be rerun (about 3.5 h on 2 cores): not adopted yet.",
-    "fashion-mnist-dasm-ipc50-modes": "DASM at IPC 50 on that base (5 segments, window policy, joint pass 0.4), seed 0, "
-                                      "validation accuracy: segments starting from the modes of their own difficulty "
-                                      "pool (init_from pool) 86.48% (test 85.82%), from modes of the whole class not "
-                                      "yet used (init_from all) 86.18% (test 85.26%); the plain IDC base: 87.13%. "
-                                      "The cpu preset's DASM took its pool's modes until fashion-mnist-dasm-ipc50-joint.",
-    "fashion-mnist-idc-ipc50-lr": "IPC 50 IDC, modes init, 100 iterations, seed 0, validation accuracy: lr_img 0.5 "
-                                  "(0.01 x IPC, the preset) 87.13%, lr_img 2 86.38% (test 86.13%); the modes alone, "
-                                  "not distilled (benchmarks/starts.py, variant joint), 87.15%. At this budget "
-                                  "IDC's matching adds nothing to its starts, and moving the images further costs.",
-    "fashion-mnist-dasm-ipc50-joint": "DASM at IPC 50 on the modes base, seed 0, validation accuracy: modes='joint' "
-                                      "(the set starts at the IDC base's own 50 modes a class, dealt to the segments "
-                                      "by the probe's loss) 87.25% (test 86.42%), against its pool's modes (the "
-                                      "preset then) 86.48% and the IDC base 87.13%; at lr_img 2 the joint starts give "
-                                      "86.38% (test 85.66%), exactly IDC's 86.38% at lr_img 2. On the full training "
-                                      "set, seeds 0, 1, 2 (dasm_fashion-mnist_cpu.csv): 86.21, 86.41, 87.15 (86.6 +- "
-                                      "0.5) against its pool's modes 85.97, 85.67, 86.47 (committed rows; run again "
-                                      "with one thread a process: 85.46, 86.01, 85.86), so +0.55 +- 0.27 paired, "
-                                      "positive on every seed: the cpu preset uses modes='joint' on a modes base. "
-                                      "Against IDC (86.42, 86.98, 86.67) it is -0.10 +- 0.53.",
-}
-
 
 def _paper_loops(method: str, ipc: int) -> dict:
     """DC/DSA's outer_loop (matching steps per network) and inner_loop (network updates) by IPC;
@@ -161,14 +75,12 @@ def _cpu(dataset: str, method: str, ipc: int) -> dict:
     elif method == "dm":
         over.update(iterations=300 if small else 1000, batch_real=64 if small else 128)
     else:  # idc
-        # IDC's loop (fresh net, matching steps interleaved with network updates on real data), with
-        # DC's distance. Up to IPC 10 on 28x28 and larger data IDC's multi-formation (factor 2, mix
-        # init) pays off at this budget; above it, and on 8x8 digits, single-formation from real
-        # images. lr_img scales with IPC (an image's share of its class's gradient is 1/IPC): 0.03 x IPC
-        # (at least 0.1) with factor 2, 0.01 x IPC with factor 1. See CPU_EVIDENCE for the measurements.
-        # Factor 2 above IPC 1 runs 200 iterations instead of 100 (fashion-mnist-idc-ipc10-iterations).
-        # Above IPC 10 on 28x28 and larger data the images start from k-means modes of each class in
-        # the preset's full-data embedding (fashion-mnist-idc-ipc50-modes).
+        # IDC's loop (fresh net, matching steps interleaved with network updates on real data) with
+        # DC's distance. Up to IPC 10 on 28x28 and larger data: multi-formation (factor 2, mix init),
+        # 200 iterations above IPC 1; above IPC 10: single formation from k-means modes of each class
+        # in the preset's full-data embedding; on 8x8 digits: single formation from real images.
+        # lr_img scales with IPC (an image's share of its class's gradient is 1/IPC): 0.03 x IPC (at
+        # least 0.1) with factor 2, 0.01 x IPC with factor 1. docs/presets.md has the measurements.
         multi = ipc <= 10 and not small
         iterations = 60 if small else 200 if multi and ipc > 1 else 100
         init = "mix" if multi else "real" if small else "modes"
@@ -216,8 +128,7 @@ def dasm_preset_config(preset: str, dataset: str, ipc: int, base: str = "idc", *
     base_cfg = preset_config(preset, dataset, base, ipc, **base_over)
     if preset == "cpu":
         # on a base that starts from k-means modes, the set starts at the base's own modes, dealt to
-        # the segments by the probe's loss (CPU_EVIDENCE "fashion-mnist-dasm-ipc50-joint"; before it,
-        # each segment took the modes of its own pool: "fashion-mnist-dasm-ipc50-modes")
+        # the segments by the probe's loss (docs/presets.md)
         starts = {"modes": "joint"} if base_cfg.init == "modes" else {}
         dasm_over = {"probe_epochs": 100, "probe_width": 32, "reference_epochs": 5, **starts, **dasm_over}
     if dasm_over.get("match_net") == "probe" and "probe_width" not in overrides:
@@ -524,5 +435,5 @@ def _sequential_fields() -> set[str]:
     return {f.name for f in fields(DasmConfig)} - {"base"}
 
 
-__all__ = ["PRESETS", "CPU_EVIDENCE", "preset_config", "dasm_preset_config", "reference_size", "preset_protocol",
+__all__ = ["PRESETS", "preset_config", "dasm_preset_config", "reference_size", "preset_protocol",
            "describe", "Recipe", "RunConfig", "Prune", "Features", "Knob", "knobs", "knob_scopes", "resolve"]

@@ -58,7 +58,7 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 # Full-data reference training per dataset (`dasm train-real`), sized for a 2-core CPU.
-# Evidence (accuracy, minutes, machine) is in the README's "Reference accuracy" table.
+# Their accuracies are the `full` rows of docs/results.md (benchmarks/results/accuracy_*_cpu.csv).
 REAL_RECIPES: dict[str, Recipe] = {
     "digits": Recipe(epochs=100),                                        # 97.8%, ~30 s
     "fashion-mnist": Recipe(epochs=5, batch_size=128, augment="none"),

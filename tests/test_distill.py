@@ -143,7 +143,7 @@ def test_config_validation():
     dsa = preset_config("paper", "fashion-mnist", "dsa", 50)
     assert (dsa.match_steps, dsa.net_steps, dsa.augment) == (50, 10, True)
     assert preset_protocol("paper", "fashion-mnist", "idc").recipe.schedule == "idc"
-    # the cpu preset's IPC-1 and IPC-10 choices (CPU_EVIDENCE "fashion-mnist-idc-ipc1", "-ipc10"):
+    # the cpu preset's IPC-1 and IPC-10 choices (docs/presets.md):
     # multi-formation up to IPC 10 on 28x28 only, lr_img scaled with IPC
     one, ten, fifty, tiny = (preset_config("cpu", d, "idc", i) for d, i in (
         ("fashion-mnist", 1), ("fashion-mnist", 10), ("fashion-mnist", 50), ("digits", 10)))

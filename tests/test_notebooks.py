@@ -10,8 +10,6 @@ happens to be installed, and it runs in ``notebooks/`` like JupyterLab does.
 from __future__ import annotations
 
 import json
-import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +17,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+
+from benchmarks import notebooks as runner
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -39,10 +39,7 @@ OVERRIDES: dict[str, dict] = {
 
 
 def _params_index(nb) -> int:
-    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(tagged) == 1, f"expected exactly one cell tagged 'parameters', found {len(tagged)}"
-    assert nb.cells[tagged[0]].cell_type == "code"
-    return tagged[0]
+    return runner.params_index(nb)
 
 
 def test_every_notebook_has_overrides():
@@ -78,43 +75,21 @@ def test_notebook_is_commit_ready(name):
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     """A kernelspec for this very interpreter, with the environment the notebooks expect."""
-    from ipykernel.kernelspec import write_kernel_spec
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    root = tmp_path_factory.mktemp("kernels")
-    # One torch thread: on a busy 2-core machine two threads wait on each other and the same tiny
-    # distillation takes 20-30 s instead of 1 s.
-    env = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
-                                             str(NOTEBOOKS_DIR.parent / "data" / ".numba-cache"))}
-    path = write_kernel_spec(str(root / KERNEL_NAME), overrides={"env": env, "display_name": "dasm tests"})
-    spec = json.loads((Path(path) / "kernel.json").read_text())
+    ksm = runner.kernel_manager(tmp_path_factory.mktemp("kernels"))
+    spec = json.loads((Path(ksm.kernel_dirs[0]) / runner.KERNEL / "kernel.json").read_text())
     assert spec["argv"][0] == sys.executable
-    return KernelSpecManager(kernel_dirs=[str(root)])
-
-
-def _parameter_names(source: str) -> set[str]:
-    return set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*=", source, flags=re.MULTILINE))
+    return ksm
 
 
 def _run(name: str, overrides: dict, ksm) -> None:
     """Execute notebook ``name`` with ``overrides`` (only those of ``COMMON`` that it has)."""
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
+    import nbformat
 
-    nb = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
-    i = _params_index(nb)
-    have = _parameter_names(nb.cells[i].source)
+    params = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    have = runner.parameter_names(params.cells[runner.params_index(params)].source)
     unknown = set(overrides) - have - set(COMMON)
     assert not unknown, f"{name} has no parameters {sorted(unknown)} (its parameters: {sorted(have)})"
-    lines = [f"{k} = {v!r}" for k, v in overrides.items() if k in have]
-    cell = nbformat.v4.new_code_cell("# injected by tests/test_notebooks.py\n" + "\n".join(lines),
-                                     metadata={"tags": ["injected-parameters"]})
-    nb.cells.insert(i + 1, cell)
-    km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
-    client = NotebookClient(nb, km=km, timeout=600, kernel_name=KERNEL_NAME,
-                            resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
-    client.execute()  # raises nbclient.exceptions.CellExecutionError naming the failing cell
+    runner.execute(name, {k: v for k, v in overrides.items() if k in have}, ksm, timeout=600)
 
 
 @pytest.mark.slow
@@ -124,3 +99,29 @@ def test_notebook_runs(name, kernel, tmp_path):
     t0 = time.perf_counter()
     _run(name, overrides, kernel)
     print(f"{name}: {time.perf_counter() - t0:.1f} s")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_executed_copy_is_current_and_shows_figures(name):
+    """docs/notebooks/<name>.ipynb (`make notebooks`) runs the source's code cells, has figures, states its time."""
+    copy = runner.COPIES / f"{name}.ipynb"
+    assert copy.exists(), f"{copy} is missing: run `make notebooks`"
+    executed, source = nbformat.read(copy, as_version=4), nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    assert runner.code_cells(executed) == runner.code_cells(source), (
+        f"{copy.name} is stale: its code differs from notebooks/{name}.ipynb; run `make notebooks`")
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{copy.name} shows no figure"
+    assert "Measured time: digits" in source.cells[0].source and "<!-- time:start -->" in source.cells[0].source
+    assert executed.cells[0].source == source.cells[0].source
+
+
+def test_the_code_cell_comparison_ignores_only_the_injected_parameters():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("print(X)")])
+    before = runner.code_cells(nb)
+    runner.inject(nb, {"X": 2})
+    assert runner.code_cells(nb) == before and len(nb.cells) == 3
+    nb.cells[2].source = "print(X + 1)"
+    assert runner.code_cells(nb) != before
+    with pytest.raises(ValueError, match="no parameters"):
+        runner.inject(nb, {"Y": 1})

@@ -131,7 +131,7 @@ def test_modes_init_runs_in_the_preset_networks_embedding(digits, tmp_path):
 
 
 def test_dasm_on_a_modes_base_deals_the_bases_own_modes():
-    # CPU_EVIDENCE "fashion-mnist-dasm-ipc50-joint": above IPC 10 the base starts from modes, and DASM
+    # docs/presets.md: above IPC 10 the base starts from modes, and DASM
     # starts at those same modes, dealt to its segments by difficulty
     fifty, ten = dasm_preset_config("cpu", "fashion-mnist", 50), dasm_preset_config("cpu", "fashion-mnist", 10)
     assert (fifty.base.init, fifty.modes) == ("modes", "joint")
