@@ -35,24 +35,25 @@ from dasm.config import preset_protocol, reference_size
 from dasm.coreset import cached_features
 from dasm.data import Dataset, load_dataset
 from dasm.device import resolve_device
+from dasm.distill import DistillConfig
 from dasm.evaluate import append_results, evaluate_set
-from dasm.pools import pool_dataset
-from dasm.synthetic import initial_indices
+from dasm.sequential import DasmConfig, segment_starts, start_plan
 
 VARIANTS = ("joint", "own", "complement")
 
 
 def start_indices(data: Dataset, variant: str, ipc: int, segments: int, features: torch.Tensor,
                   seed: int) -> torch.Tensor:
-    """Indices of the ``ipc`` real starts per class that ``variant`` picks (segment k seeded ``seed + k``, as DASM)."""
-    if variant == "joint":
-        return initial_indices(data, ipc, 1, "modes", seed, features)
+    """Indices of the ``ipc`` real starts per class that DASM with ``modes=variant`` (``init_from="all"``) starts
+    from: :func:`~dasm.sequential.start_plan` for ``joint``, every segment's :func:`~dasm.sequential.segment_starts`
+    together otherwise."""
+    cfg = DasmConfig(DistillConfig(ipc=ipc, init="modes", seed=seed), segments=segments, modes=variant)
+    plan = start_plan(data, cfg, features)
+    if plan is not None:
+        return plan.flatten()
     used = torch.zeros(len(data.y_train), dtype=torch.bool, device=data.y_train.device)
-    q, r = divmod(ipc, segments)
     for k in range(segments):
-        unused = pool_dataset(data, [ix[~used[ix]] for ix in data.class_index])
-        covered = used.nonzero().flatten() if variant == "complement" else None
-        used[initial_indices(unused, q + (k < r), 1, "modes", seed + k, features, covered)] = True
+        used[segment_starts(data, cfg, k, used, features=features)[0]] = True
     return used.nonzero().flatten()
 
 

@@ -25,7 +25,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -144,17 +144,6 @@ class DistillConfig:
         return {}
 
 
-@dataclass
-class _State:
-    """What a checkpoint holds: the learnable segment and everything needed to continue exactly."""
-
-    z: Tensor
-    opt: dict
-    iteration: int
-    generator: Tensor
-    history: list[dict]
-
-
 def _grad_path(cfg: DistillConfig, net: nn.Module, device: torch.device) -> str:
     path = cfg.grad_path or DEFAULT_PATHS.get(device.type, "stream")
     if path == "vmap" and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
@@ -169,10 +158,14 @@ def _class_rows(labels: Tensor, num_classes: int, factor: int) -> Tensor:
     return (rows.unsqueeze(-1) * k + torch.arange(k, device=rows.device)).flatten(1)
 
 
+def _draw_real(pool: Tensor, n: int, g: torch.Generator) -> Tensor:
+    """``n`` random indices of ``pool`` (all, shuffled, if it holds fewer): every real sample a distillation uses."""
+    return pool[torch.randperm(len(pool), generator=g)[:n].to(pool.device)]
+
+
 def _sample_real(data: Dataset, pools: list[Tensor], n: int, g: torch.Generator) -> Tensor:
     """(K, n, C, H, W): ``n`` random real images from each class pool."""
-    picks = [pool[torch.randperm(len(pool), generator=g)[:n].to(pool.device)] for pool in pools]
-    return data.x_train[torch.stack(picks)]
+    return data.x_train[torch.stack([_draw_real(pool, n, g) for pool in pools])]
 
 
 def cutmix(x: Tensor, y: Tensor, p: float, g: torch.Generator) -> tuple[Tensor, Tensor, float]:
@@ -228,6 +221,169 @@ def _update_net(net: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
         opt.step()
 
 
+@dataclass
+class _Run:
+    """A distillation in progress: the learnable segment ``z`` (normalised pixels), its optimiser, the real
+    pools it draws from, the random stream and the history so far."""
+
+    data: Dataset
+    syn: SyntheticSet
+    cfg: DistillConfig
+    k_seg: int
+    pools: list[Tensor]
+    mean: Tensor
+    std: Tensor
+    z_all: Tensor
+    z: Tensor
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    augment: DSA | None
+    ckpt: Path | None
+    history: list[dict] = field(default_factory=list)
+    start: int = 0
+
+    @property
+    def seg(self) -> slice:
+        return self.syn.segment(self.k_seg)
+
+    def full(self, z: Tensor) -> Tensor:
+        """Every stored image (normalised): the frozen segments around ``z``."""
+        return torch.cat([self.z_all[:self.seg.start], z, self.z_all[self.seg.stop:]])
+
+    def current(self) -> SyntheticSet:
+        """The set as it stands: the learned segment in pixel space, the others as they came."""
+        syn = self.syn
+        images = syn.images.detach().clone().to(self.data.device)
+        images[self.seg] = (self.z.detach() * self.std + self.mean)
+        return SyntheticSet(images, syn.labels.to(self.data.device), syn.num_classes, syn.factor,
+                            list(syn.segments), dict(syn.meta))
+
+    def resume(self) -> None:
+        """Continue from the checkpoint, if there is one; it must come from the same config and segment."""
+        if self.ckpt is None or not self.ckpt.exists():
+            return
+        state = torch.load(self.ckpt, map_location=self.data.device, weights_only=False)
+        if state["config"] != asdict(self.cfg) or state["segment"] != self.k_seg or state["z"].shape != self.z.shape:
+            raise ValueError(f"{self.ckpt} belongs to a different run (config or segment differ); "
+                             "use another --out folder or delete the checkpoint.")
+        with torch.no_grad():
+            self.z.copy_(state["z"])
+        self.opt.load_state_dict(state["opt"])
+        self.g.set_state(state["generator"])
+        self.start, self.history = state["iteration"], [{**h, "resumed": True} for h in state["history"]]
+
+    def save_checkpoint(self, iteration: int) -> None:
+        """Write what continuing after ``iteration`` iterations needs (nothing without a folder)."""
+        if self.ckpt is not None:
+            save_atomic({"z": self.z.detach().cpu(), "opt": self.opt.state_dict(), "generator": self.g.get_state(),
+                         "iteration": iteration, "history": self.history, "config": asdict(self.cfg),
+                         "segment": self.k_seg}, self.ckpt)
+
+
+def _start_run(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, train_segment: int,
+               pools: list[Tensor] | None, out: str | os.PathLike | None) -> _Run:
+    """Set up the distillation of segment ``train_segment`` of ``syn`` and resume it from ``out``'s checkpoint."""
+    device = data.device
+    k_seg = train_segment % len(syn.segments)
+    pools = [p.to(device) for p in (pools if pools is not None else data.class_index)]
+    if len(pools) != data.num_classes or any(len(p) == 0 for p in pools):
+        raise ValueError("pools must hold a non-empty index tensor for every class.")
+    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    z_all = ((syn.images.to(device) - mean) / std).detach()
+    z = z_all[syn.segment(k_seg)].clone().requires_grad_(True)
+    run = _Run(data, syn, cfg, k_seg, pools, mean, std, z_all, z,
+               opt=torch.optim.SGD([z], lr=cfg.lr_img, momentum=cfg.momentum_img),
+               g=torch.Generator().manual_seed(cfg.seed), augment=cfg.augmentation(data.name) if cfg.augment else None,
+               ckpt=Path(out) / "checkpoint.pt" if out is not None else None)
+    run.resume()
+    return run
+
+
+def _matching_network(run: _Run, it: int, net_starts: list[dict[str, Tensor]] | None) -> nn.Module:
+    """Outer iteration ``it``'s network: fresh (seeded by seed, segment and iteration) or loaded from ``net_starts``."""
+    cfg, data = run.cfg, run.data
+    torch.manual_seed(cfg.seed * 1_000_003 + run.k_seg * 10_007 + it)
+    net = get_network(cfg.arch, data.channels, data.num_classes, data.im_size, **cfg.net_kwargs()).to(data.device)
+    if net_starts:
+        net.load_state_dict(net_starts[it % len(net_starts)])
+    net.train()
+    for p in net.parameters():
+        p.requires_grad_(cfg.method != "dm")
+    return net
+
+
+def _match_step(run: _Run, net: nn.Module, rows: Tensor, batch_real: int, grad_path: str) -> Tensor:
+    """Per class, a real batch from its pool against the class's decoded synthetic images (``rows``; one shared
+    DSA draw); back-propagates the objective into ``run.z`` and returns it (the image step is the caller's)."""
+    data, cfg, g = run.data, run.cfg, run.g
+    x_dec = decode(run.full(run.z), run.syn.factor)
+    if cfg.batch_syn_max and rows.shape[1] > cfg.batch_syn_max:
+        rows = rows[:, torch.randperm(rows.shape[1], generator=g)[:cfg.batch_syn_max].to(data.device)]
+    xs = x_dec[rows]                                   # (K, m, C, H, W)
+    xr = data.normalize(_sample_real(data, run.pools, batch_real, g).flatten(0, 1)).view(
+        data.num_classes, batch_real, *xs.shape[2:])
+    if run.augment is not None:
+        pairs = [run.augment.siamese(xr[c], xs[c], generator=g) for c in range(data.num_classes)]
+        xr = torch.stack([p[0] for p in pairs])
+        xs = torch.stack([p[1] for p in pairs])
+    k = data.num_classes
+    run.opt.zero_grad(set_to_none=True)
+    if cfg.method == "dm":
+        loss = distribution_match_loss(net, xr, xs)
+        loss.backward()
+        return loss
+    yr = torch.arange(k, device=data.device).view(k, 1).expand(k, xr.shape[1])
+    ys = torch.arange(k, device=data.device).view(k, 1).expand(k, xs.shape[1])
+    return gradient_match_backward(net, xr, yr, xs, ys, cfg.metric, cfg.layers, grad_path)
+
+
+def _update_network(run: _Run, net: nn.Module, opt: torch.optim.Optimizer, augment: DSA | None) -> None:
+    """``net_steps`` updates of the matching network, on the synthetic set (``net_source="syn"``) or on real
+    images drawn from the pools (``"real"``)."""
+    cfg, data = run.cfg, run.data
+    if cfg.net_source == "syn":
+        with torch.no_grad():
+            x = decode(run.full(run.z.detach()), run.syn.factor)
+        y = run.syn.labels.to(data.device).repeat_interleave(run.syn.factor ** 2)
+    else:
+        sel = _draw_real(torch.cat(run.pools), cfg.batch_net * cfg.net_steps, run.g)
+        x, y = data.normalize(data.x_train[sel]), data.y_train[sel]
+    _update_net(net, opt, x, y, cfg.net_steps, cfg.batch_net, augment, run.g, cfg.cutmix_p)
+
+
+def _diverged(run: _Run, loss: Tensor, it: int, step: int) -> DistillationDivergedError:
+    """The error for a matching loss that became NaN or infinite, naming the checkpoint that is kept."""
+    where = f"; the last good checkpoint {run.ckpt} is kept" if run.ckpt is not None and run.ckpt.exists() else ""
+    return DistillationDivergedError(
+        f"The matching loss became {loss.item()} at iteration {it}, step {step}{where}. "
+        f"Lower the image learning rate (lr_img={run.cfg.lr_img:g}) or check the data for NaN.")
+
+
+def _outer_iteration(run: _Run, it: int, net_starts: list[dict[str, Tensor]] | None,
+                     grad_path: str | None) -> tuple[list[float], str]:
+    """One outer iteration: a network, then ``match_steps`` matching steps each followed by its network
+    updates; returns the matching losses and the gradient path (chosen on the first network)."""
+    cfg, data = run.cfg, run.data
+    net = _matching_network(run, it, net_starts)
+    grad_path = grad_path or _grad_path(cfg, net, data.device)
+    net_opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_net, momentum=cfg.net_momentum,
+                              weight_decay=cfg.net_weight_decay)
+    rows = _class_rows(run.syn.labels.to(data.device), data.num_classes, run.syn.factor)  # (K, m) into the decoded set
+    batch_real = min(cfg.batch_real, min(len(p) for p in run.pools))
+    net_augment = _net_augmentation(run.augment, cfg.cutmix_p)
+    losses = []
+    for step in range(cfg.match_steps):
+        loss = _match_step(run, net, rows, batch_real, grad_path)
+        if not torch.isfinite(loss):
+            raise _diverged(run, loss, it, step)
+        run.opt.step()
+        losses.append(loss.item())
+        if cfg.net_steps and cfg.method != "dm" and (step < cfg.match_steps - 1 or cfg.net_after_last):
+            _update_network(run, net, net_opt, net_augment)
+    return losses, grad_path
+
+
 def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, train_segment: int = -1,
                     pools: list[Tensor] | None = None, out: str | os.PathLike | None = None,
                     progress: bool = True, desc: str | None = None,
@@ -248,124 +404,29 @@ def distill_segment(data: Dataset, syn: SyntheticSet, cfg: DistillConfig, *, tra
     The history has one row per iteration: ``segment``, ``iteration``, mean matching ``loss``, wall
     ``seconds`` and ``resumed`` (run by an earlier call that was interrupted; see :func:`resumed_seconds`).
     """
-    device = data.device
-    k_seg = train_segment % len(syn.segments)
-    seg = syn.segment(k_seg)
-    pools = [p.to(device) for p in (pools if pools is not None else data.class_index)]
-    if len(pools) != data.num_classes or any(len(p) == 0 for p in pools):
-        raise ValueError("pools must hold a non-empty index tensor for every class.")
-    g = torch.Generator().manual_seed(cfg.seed)
-    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
-    z_all = ((syn.images.to(device) - mean) / std).detach()
-    z = z_all[seg].clone().requires_grad_(True)
-    opt = torch.optim.SGD([z], lr=cfg.lr_img, momentum=cfg.momentum_img)
-    rows = _class_rows(syn.labels.to(device), data.num_classes, syn.factor)  # (K, m) into the decoded set
-    y_syn_all = syn.labels.to(device).repeat_interleave(syn.factor ** 2)
-    augment = cfg.augmentation(data.name) if cfg.augment else None
-    net_augment = _net_augmentation(augment, cfg.cutmix_p)
-    real_all = torch.cat(pools)
-    batch_real = min(cfg.batch_real, min(len(p) for p in pools))
-    history: list[dict] = []
-    start = 0
-
-    ckpt = Path(out) / "checkpoint.pt" if out is not None else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["config"] != asdict(cfg) or state["segment"] != k_seg or state["z"].shape != z.shape:
-            raise ValueError(f"{ckpt} belongs to a different run (config or segment differ); "
-                             "use another --out folder or delete the checkpoint.")
-        with torch.no_grad():
-            z.copy_(state["z"])
-        opt.load_state_dict(state["opt"])
-        g.set_state(state["generator"])
-        start, history = state["iteration"], [{**h, "resumed": True} for h in state["history"]]
-
-    def current() -> SyntheticSet:
-        """The set as it stands: the learned segment in pixel space, the others as they came."""
-        images = syn.images.detach().clone().to(device)
-        images[seg] = (z.detach() * std + mean)
-        return SyntheticSet(images, syn.labels.to(device), syn.num_classes, syn.factor, list(syn.segments),
-                            dict(syn.meta))
-
-    def save_checkpoint(iteration: int) -> None:
-        if ckpt is None:
-            return
-        save_atomic({"z": z.detach().cpu(), "opt": opt.state_dict(), "generator": g.get_state(),
-                     "iteration": iteration, "history": history, "config": asdict(cfg), "segment": k_seg}, ckpt)
-
-    bar = tqdm(total=cfg.iterations, initial=start, desc=desc or f"{cfg.method} ipc{cfg.ipc}",
+    run = _start_run(data, syn, cfg, train_segment, pools, out)
+    bar = tqdm(total=cfg.iterations, initial=run.start, desc=desc or f"{cfg.method} ipc{cfg.ipc}",
                disable=not progress, leave=False, unit="it")
     grad_path = None
-    for it in range(start, cfg.iterations):
-        t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed * 1_000_003 + k_seg * 10_007 + it)  # the fresh network of this iteration
-        net = get_network(cfg.arch, data.channels, data.num_classes, data.im_size, **cfg.net_kwargs()).to(device)
-        if net_starts:
-            net.load_state_dict(net_starts[it % len(net_starts)])
-        net.train()
-        for p in net.parameters():
-            p.requires_grad_(cfg.method != "dm")
-        grad_path = grad_path or _grad_path(cfg, net, device)
-        net_opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_net, momentum=cfg.net_momentum,
-                                  weight_decay=cfg.net_weight_decay)
-        losses = []
-        for step in range(cfg.match_steps):
-            z_full = torch.cat([z_all[:seg.start], z, z_all[seg.stop:]])
-            x_dec = decode(z_full, syn.factor)
-            cls_rows = rows
-            if cfg.batch_syn_max and rows.shape[1] > cfg.batch_syn_max:
-                keep = torch.randperm(rows.shape[1], generator=g)[:cfg.batch_syn_max].to(device)
-                cls_rows = rows[:, keep]
-            xs = x_dec[cls_rows]                                   # (K, m, C, H, W)
-            xr = data.normalize(_sample_real(data, pools, batch_real, g).flatten(0, 1)).view(
-                data.num_classes, batch_real, *xs.shape[2:])
-            if augment is not None:
-                pairs = [augment.siamese(xr[c], xs[c], generator=g) for c in range(data.num_classes)]
-                xr = torch.stack([p[0] for p in pairs])
-                xs = torch.stack([p[1] for p in pairs])
-            k = data.num_classes
-            opt.zero_grad(set_to_none=True)
-            if cfg.method == "dm":
-                loss = distribution_match_loss(net, xr, xs)
-                loss.backward()
-            else:
-                yr = torch.arange(k, device=device).view(k, 1).expand(k, xr.shape[1])
-                ys = torch.arange(k, device=device).view(k, 1).expand(k, xs.shape[1])
-                loss = gradient_match_backward(net, xr, yr, xs, ys, cfg.metric, cfg.layers, grad_path)
-            if not torch.isfinite(loss):
-                bar.close()
-                where = f"; the last good checkpoint {ckpt} is kept" if ckpt is not None and ckpt.exists() else ""
-                raise DistillationDivergedError(
-                    f"The matching loss became {loss.item()} at iteration {it}, step {step}{where}. "
-                    f"Lower the image learning rate (lr_img={cfg.lr_img:g}) or check the data for NaN.")
-            opt.step()
-            losses.append(loss.item())
-            if cfg.net_steps and cfg.method != "dm" and (step < cfg.match_steps - 1 or cfg.net_after_last):
-                if cfg.net_source == "syn":
-                    with torch.no_grad():
-                        xn = decode(torch.cat([z_all[:seg.start], z.detach(), z_all[seg.stop:]]), syn.factor)
-                    _update_net(net, net_opt, xn, y_syn_all, cfg.net_steps, cfg.batch_net, net_augment, g,
-                                cfg.cutmix_p)
-                else:
-                    sel = real_all[torch.randperm(len(real_all), generator=g)[:cfg.batch_net * cfg.net_steps]
-                                   .to(device)]
-                    _update_net(net, net_opt, data.normalize(data.x_train[sel]), data.y_train[sel],
-                                cfg.net_steps, cfg.batch_net, net_augment, g, cfg.cutmix_p)
-        log = {"segment": k_seg, "iteration": it, "loss": sum(losses) / len(losses),
-               "seconds": time.perf_counter() - t0, "resumed": False}
-        history.append(log)
-        bar.update(1)
-        bar.set_postfix(loss=f"{log['loss']:.4g}")
-        if callback is not None:
-            callback({**log, "snapshot": current})
-        stop = should_stop is not None and should_stop()
-        if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations or stop:
-            save_checkpoint(it + 1)
-        if stop:
-            break
-    bar.close()
-    return current(), pd.DataFrame(history)
+    try:
+        for it in range(run.start, cfg.iterations):
+            t0 = time.perf_counter()
+            losses, grad_path = _outer_iteration(run, it, net_starts, grad_path)
+            log = {"segment": run.k_seg, "iteration": it, "loss": sum(losses) / len(losses),
+                   "seconds": time.perf_counter() - t0, "resumed": False}
+            run.history.append(log)
+            bar.update(1)
+            bar.set_postfix(loss=f"{log['loss']:.4g}")
+            if callback is not None:
+                callback({**log, "snapshot": run.current})
+            stop = should_stop is not None and should_stop()
+            if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations or stop:
+                run.save_checkpoint(it + 1)
+            if stop:
+                break
+    finally:
+        bar.close()
+    return run.current(), pd.DataFrame(run.history)
 
 
 def distill(data: Dataset, cfg: DistillConfig, *, out: str | os.PathLike | None = None,

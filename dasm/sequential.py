@@ -23,6 +23,10 @@ Ablations through the same code: ``segments=1`` is the plain base distiller (ide
 the same seed); ``policy="none"`` is sequential distillation without difficulty (every
 R_k = R); :func:`~dasm.pruning.static_prune` drops the easiest samples by a reference network's score and
 distills once. Every segment logs what it chose (``segments.csv`` and the set's metadata).
+
+In the code, :func:`dasm_distill` runs each segment as ``_select`` (steps 1-3), ``_start_segment`` (where
+S_k starts: :func:`segment_starts`) and ``_segment`` (step 4, saved in ``segment<k>/``), then
+``_joint_pass`` and ``_finish`` (the files of a finished or stopped run).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -60,35 +64,33 @@ MODES = ("own", "complement", "joint")
 class DasmConfig:
     """DASM's choices on top of a base :class:`DistillConfig` (whose ``ipc`` is the TOTAL per class).
 
-    Defaults: 5 segments of equal size, loss under the probe, a sliding window holding half of
-    each class, probes trained for 300 epochs, and the base distiller's iteration budget split
-    into 60% for the segments (evenly) and 40% for a joint pass over all of them, so DASM does
-    as many matching steps as the plain distiller. Measured on Fashion-MNIST at IPC 50 (cpu
-    preset, seed 0; README): starting each segment from the whole class with the scaled lr
-    (84.7%) beat starting it from its pool at one lr (83.8%), the sliding window beat the
-    growing one (84.1%), and the joint pass raised 84.7% to 85.1%.
-    ``probe_width`` sizes the probes and, for ``learnability``, the full-data reference network
-    (trained for ``reference_epochs``), so both losses come from the same architecture.
-    ``init_from``: a segment starts from real images of the whole class (``"all"``, so difficulty
-    steers the matching only) or of its own pool (``"pool"``). ``scale_lr``: see :meth:`segment_lr`.
-    ``joint``: the fraction of the iteration budget kept for a final pass over all segments
-    together, against all real data, at the base ``lr_img`` (0: none; the segments share the rest).
+    ``segments``, ``sizes``: how many segments, and each one's images per class (default: as equal as
+    possible, larger ones first).
+    ``score``: a real sample's difficulty under the probe, one of :data:`~dasm.difficulty.SCORES`.
+    ``policy``, ``window``: how each segment's pool follows those scores (:mod:`dasm.pools`); ``window`` is
+    the fraction of each class a window holds.
+    ``probe_epochs``, ``probe_width``: each probe's training length and ConvNet width; ``probe_width`` and
+    ``reference_epochs`` also size the full-data reference network (``learnability``, and the embedding
+    ``init="modes"`` uses by default), so both losses come from the same architecture.
+    ``iterations_per_segment``: outer iterations of every segment (default: :meth:`segment_iterations`).
+    ``scale_lr``: see :meth:`segment_lr`.
+    ``init_from``: a segment starts from real images of its whole class (``"all"``: difficulty steers
+    the matching only) or of its own pool (``"pool"``).
+    ``joint``: the fraction of the iteration budget kept for a final pass over all segments together,
+    against all real data, at the base ``lr_img`` (0: none; the segments share the rest).
     ``match_net``: what each outer iteration's matching network starts from while segment k is
     distilled: a fresh random network as in the base distiller (``"fresh"``), or the probe M_{k-1}
     (``"probe"``; the first segment, with no probe, starts fresh). A network trained on S_1 .. S_{k-1}
-    gives those images almost no gradient, so its gradient on real data is that of the samples the
-    earlier segments do not yet teach, and S_k is matched to exactly that. It needs the probe to be
-    the matching network's architecture (``probe_width`` = the base's ``width``).
-    ``modes`` (a base with ``init="modes"``): each segment starts from the real images nearest the
-    k-means centres of its starting pool, never from one an earlier segment started from; with
-    ``"own"`` that k-means sees the pool alone, so overlapping pools put a segment's starts next to
-    an earlier segment's; with ``"complement"`` the earlier segments' starts are fixed centres of
-    the same k-means, so the new starts cover what they leave uncovered; with ``"joint"`` the
-    set starts where the plain base distiller does (one k-means with IPC centres a class, its seed) and
-    DASM only deals those starts to the segments: segment k takes, per class, the unused starts whose
-    difficulty under M_{k-1} ranks nearest the centre of its window (random ones without a probe), so the
-    starts are the base's and the difficulty alignment is in what each segment is matched against.
-    ``init_from`` then plays no part.
+    gives those images almost no gradient, so S_k is matched to the gradient of the real samples the
+    earlier segments do not yet teach. The probe must then be the matching network's architecture
+    (``probe_width`` = the base's ``width``).
+    ``modes`` (a base with ``init="modes"``; :func:`segment_starts`): ``"own"``: each segment starts from
+    the real images nearest the k-means centres of its starting pool, leaving out those an earlier segment
+    started from; ``"complement"``: the same, with the earlier segments' starts as fixed centres of that
+    k-means, so the new starts cover what they leave uncovered; ``"joint"``: the set starts where the
+    plain base distiller does (one k-means with IPC centres a class) and segment k takes, per class, the
+    unused starts whose difficulty under M_{k-1} ranks nearest the centre of its window (random ones
+    without a probe). ``init_from`` then plays no part.
     """
 
     base: DistillConfig
@@ -175,6 +177,47 @@ class DasmConfig:
 
 
 # ---------------------------------------------------------------------------------------
+# Where each segment starts
+# ---------------------------------------------------------------------------------------
+
+def start_plan(data: Dataset, cfg: DasmConfig, features: Tensor | None) -> Tensor | None:
+    """With ``modes="joint"`` on a base with ``init="modes"``: the plain base distiller's starts, one row of
+    ``ipc * factor^2`` real indices per class, which :func:`segment_starts` deals to the segments; else None."""
+    base = cfg.base
+    if base.init != "modes" or cfg.modes != "joint":
+        return None
+    return initial_indices(data, base.ipc, base.factor, "modes", base.seed, features).view(data.num_classes, -1)
+
+
+def segment_starts(data: Dataset, cfg: DasmConfig, k: int, used: Tensor, *, features: Tensor | None = None,
+                   pools: list[Tensor] | None = None, scores: Tensor | None = None, plan: Tensor | None = None,
+                   generator: torch.Generator | None = None) -> tuple[Tensor | None, float | None]:
+    """The real images segment ``k`` starts from (indices grouped by class) and, with ``modes="joint"`` and
+    scores, their mean quantile: exactly what :func:`dasm_distill` picks (None, None unless ``init="modes"``).
+
+    ``used`` marks the real images earlier segments started from (the caller marks each segment's); ``features``
+    embed ``data.x_train``; ``pools`` are the segment's difficulty pools (``init_from="pool"``; default:
+    every class whole); ``scores`` the probe's (None before the first probe); ``plan``
+    :func:`start_plan`'s (computed when not given); ``generator`` deals the plan when there are no scores.
+    """
+    base = cfg.base
+    if base.init != "modes":
+        return None, None
+    n_k = cfg.segment_sizes()[k]
+    need = n_k * base.factor ** 2
+    if cfg.modes == "joint":
+        plan = plan if plan is not None else start_plan(data, cfg, features)
+        lo, hi = pool_bounds(cfg.policy, k, cfg.segments, cfg.window)
+        picks, quantile = starts_by_difficulty([p[~used[p]] for p in plan], scores, data.class_index, (lo + hi) / 2,
+                                               need, generator)
+        return torch.cat(picks), quantile
+    source = pools if pools is not None and cfg.init_from == "pool" else data.class_index
+    unused = pool_dataset(data, [ix[~used[ix]] if int((~used[ix]).sum()) >= need else ix for ix in source])
+    covered = used.nonzero().flatten() if cfg.modes == "complement" else None
+    return initial_indices(unused, n_k, base.factor, "modes", base.seed + k, features, covered), None
+
+
+# ---------------------------------------------------------------------------------------
 # The driver
 # ---------------------------------------------------------------------------------------
 
@@ -190,6 +233,47 @@ def train_probe(data: Dataset, syn: SyntheticSet, recipe: Recipe, arch: str = "c
     return net.eval()
 
 
+@dataclass
+class _Hooks:
+    """How a caller watches and steers a run: progress bars, per-iteration and per-segment callbacks, stopping."""
+
+    progress: bool = True
+    callback: Callable[[dict], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    on_segment: Callable[[dict, SyntheticSet], None] | None = None
+
+    def stopped(self) -> bool:
+        """Whether the caller asks the run to stop now."""
+        return self.should_stop is not None and self.should_stop()
+
+
+@dataclass
+class _Progress:
+    """What the finished segments hand to the next: the set, the histories and logs, each segment's start
+    images, the real images segments started from (``used``), the start plan and the scorer's reference net."""
+
+    used: Tensor
+    features: Tensor | None
+    plan: Tensor | None
+    syn: SyntheticSet | None = None
+    histories: list[pd.DataFrame] = field(default_factory=list)
+    logs: list[dict] = field(default_factory=list)
+    starts: list[Tensor | None] = field(default_factory=list)
+    reference: torch.nn.Module | None = None
+
+
+@dataclass
+class _Selection:
+    """Segment k's probe M_{k-1} (None without one), its scores of the real data, the pools R_k, the segment's
+    random generator and its log so far."""
+
+    probe: torch.nn.Module | None
+    scores: Tensor | None
+    pools: list[Tensor]
+    generator: torch.Generator
+    log: dict
+
+
 def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
                  callback: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
                  on_segment: Callable[[dict, SyntheticSet], None] | None = None,
@@ -202,154 +286,185 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     last one. ``on_segment(log, syn)`` runs when a segment finishes (widgets use it).
     ``features``: an embedding of ``data.x_train`` for the base's ``init="modes"`` (default: that of
     a reference network sized by ``probe_width`` and ``reference_epochs``); each segment then starts
-    from the k-means modes of its own starting pool, never from a real image an earlier segment
-    started from. ``stamp``: what ``out/config.json`` records once the set is finished (default: ``cfg``).
+    where :func:`segment_starts` says, never from a real image an earlier segment started from.
+    ``stamp``: what ``out/config.json`` records once the set is finished (default: ``cfg``).
     """
-    base = cfg.base
+    base, hooks = cfg.base, _Hooks(progress, callback, should_stop, on_segment)
     out = Path(out) if out is not None else None
-    if out is not None:   # segments saved by a run with other settings must not be resumed into this one
-        settings, marker = config_dict(cfg), out / "dasm.json"
-        if marker.exists() and json.loads(marker.read_text()) != settings:
-            raise ValueError(f"{out} holds DASM segments distilled with other settings ({marker}); "
-                             "choose another --out or delete the folder.")
-        out.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(settings, indent=2))
-    sizes = cfg.segment_sizes()
-    seg_cfg_iters = cfg.segment_iterations()
-    reference = None
+    _claim_folder(out, cfg)
     if base.init == "modes" and features is None:
         features = embed_dataset(feature_network(data, epochs=cfg.reference_epochs, seed=base.seed,
                                                  progress=progress, width=cfg.probe_width),
                                  data.x_train, data.normalize)
-    used = torch.zeros(len(data.y_train), dtype=torch.bool, device=data.device)  # real images segments began as
-    planned = None   # modes="joint": the base distiller's own starts, dealt to the segments by difficulty
-    if base.init == "modes" and cfg.modes == "joint":
-        planned = initial_indices(data, base.ipc, base.factor, "modes", base.seed, features).view(data.num_classes, -1)
-    syn: SyntheticSet | None = None
-    histories, logs, starts = [], [], []   # starts: each segment's images before it was matched
+    state = _Progress(used=torch.zeros(len(data.y_train), dtype=torch.bool, device=data.device),
+                      features=features, plan=start_plan(data, cfg, features))
     stopped = False
-    for k, n_k in enumerate(sizes):
+    for k in range(cfg.segments):
         seg_dir = out / f"segment{k}" if out is not None else None
-        done = _load_stage(seg_dir, data.device)
-        if done is not None:
-            syn, hist, log = done
-            histories.append(hist)
-            logs.append(log)
-            selection = torch.load(seg_dir / "selection.pt", weights_only=False)
-            starts.append(selection.get("start_images"))
-            begun = selection.get("starts")
-            if begun is not None:
-                used[begun.to(data.device)] = True
-            continue
-        t0 = time.perf_counter()
-        log: dict = {"segment": k, "stage": "segment", "ipc": n_k}
-        # 1-2. probe and scores
-        scores = None
-        if k == 0 or (cfg.policy == "none" and cfg.match_net == "fresh"):
-            probe = None   # nothing distilled yet to probe with, or nothing to use a probe for
-        else:
-            probe = train_probe(data, syn, Recipe(epochs=cfg.probe_epochs), seed=base.seed + k,
-                                progress=progress, width=cfg.probe_width)
-        t_probe = time.perf_counter() - t0
-        if probe is not None:
-            logits = predict(probe, data.x_train, data.normalize)   # one pass: the probe's accuracy (and scores)
-            log["probe_real_acc"] = 100.0 * (logits.argmax(1) == data.y_train).float().mean().item()
-            if data.x_val is not None:
-                log["probe_val_acc"] = accuracy(probe, data.x_val, data.y_val, data.normalize)
-            if cfg.score in LOGIT_SCORES:
-                scores = scores_from_logits(cfg.score, logits, data.y_train)
-            elif cfg.score == "forgetting":
-                scores = _real_forgetting(data, syn, cfg, base.seed + k)
-            else:
-                if cfg.score == "learnability" and reference is None:
-                    reference = reference_network(data, epochs=cfg.reference_epochs, seed=base.seed,
-                                                  progress=progress, width=cfg.probe_width)
-                scores = score_samples(cfg.score, probe, data.x_train, data.y_train, data.normalize,
-                                       reference=reference)
-        # 3. pools
-        g = torch.Generator().manual_seed(base.seed * 7919 + k)
-        if scores is None:
-            pools = list(data.class_index)
-        else:
-            pools = select_pools(scores, data.class_index, k, cfg.segments, cfg.policy, cfg.window, g,
-                                 min_per_class=max(n_k * base.factor ** 2, 1))
-        log.update(pool_log(scores, pools, k, cfg.policy, cfg.segments, cfg.window))
-        log["probe_train_seconds"] = t_probe
-        log["probe_seconds"] = time.perf_counter() - t0   # training the probe, scoring, selecting the pools
-        # 4. distill S_k against R_k
-        seg_cfg = replace(base, ipc=n_k, iterations=seg_cfg_iters, seed=base.seed + k, lr_img=cfg.segment_lr(k))
-        init_data = pool_dataset(data, pools if cfg.init_from == "pool" else data.class_index)
-        begun = None   # the real images this segment starts from (init="modes")
-        if planned is not None:
-            lo, hi = pool_bounds(cfg.policy, k, cfg.segments, cfg.window)
-            picks, log["start_quantile"] = starts_by_difficulty([p[~used[p]] for p in planned], scores,
-                                                                data.class_index, (lo + hi) / 2,
-                                                                n_k * base.factor ** 2, g)
-            begun = torch.cat(picks)
-        elif base.init == "modes":   # modes repeat from segment to segment: start each from unused images
-            need = n_k * base.factor ** 2
-            init_data = pool_dataset(data, [ix[~used[ix]] if int((~used[ix]).sum()) >= need else ix
-                                             for ix in init_data.class_index])
-            covered = used.nonzero().flatten() if cfg.modes == "complement" else None
-            begun = initial_indices(init_data, n_k, base.factor, base.init, seg_cfg.seed, features, covered)
-        if begun is not None:
-            used[begun] = True
-            start = images_at(data, begun, n_k, base.factor)
-        else:
-            start = initial_images(init_data, n_k, base.factor, base.init, seg_cfg.seed, features)
-        if k == 0:
-            syn = new_synthetic_set(init_data, n_k, base.factor, base.init, seg_cfg.seed, start=start,
-                                    method="dasm", config=asdict(base))
-        else:
-            syn = syn.add_segment(*start)
-        starts.append(syn.images[syn.segment(k)].detach().cpu().clone())
-        t1 = time.perf_counter()
-        net_starts = [{n: v.detach().clone() for n, v in probe.state_dict().items()}] \
-            if cfg.match_net == "probe" and probe is not None else None
-        syn, hist = distill_segment(data, syn, seg_cfg, train_segment=k, pools=pools, out=seg_dir,
-                                    progress=progress, desc=f"dasm segment {k + 1}/{cfg.segments}",
-                                    callback=callback, should_stop=should_stop, net_starts=net_starts)
-        earlier = resumed_seconds(hist)   # iterations an interrupted earlier call ran
-        log.update(lr_img=seg_cfg.lr_img, distill_seconds=time.perf_counter() - t1 + earlier,
-                   final_loss=float(hist.loss.iloc[-1]), seconds=time.perf_counter() - t0 + earlier)
-        histories.append(hist)
-        logs.append(log)
-        syn.meta.update(method=_method_name(cfg), base_method=base.method, dasm=config_dict(cfg), segment_logs=logs,
-                        ipc=sum(sizes[:k + 1]))
-        stopped = should_stop is not None and should_stop()
-        if seg_dir is not None and not stopped:
-            _save_stage(seg_dir, syn, hist, seg_cfg, log,
-                        selection={"pools": [p.cpu() for p in pools], "starts": None if begun is None else begun.cpu(),
-                                   "scores": None if scores is None else scores.cpu(), "start_images": starts[-1]})
-        if on_segment is not None:
-            on_segment(log, syn)
-        if stopped:
-            break
-    finished = len(logs) == cfg.segments and not stopped
+        if not _resume_segment(seg_dir, state, data.device):
+            stopped = _segment(data, cfg, k, state, seg_dir, hooks)
+            if stopped:
+                break
+    finished = len(state.logs) == cfg.segments and not stopped
     if finished and cfg.joint_iterations() > 0:
-        syn, hist, log, stopped = _joint_pass(data, syn, cfg, out=out, progress=progress, callback=callback,
-                                              should_stop=should_stop)
-        histories.append(hist)
-        logs.append(log)
-        syn.meta.update(segment_logs=logs)
+        state.syn, hist, log, stopped = _joint_pass(data, state.syn, cfg, out=out, progress=progress,
+                                                    callback=callback, should_stop=should_stop)
+        state.histories.append(hist)
+        state.logs.append(log)
+        state.syn.meta.update(segment_logs=state.logs)
         finished = not stopped
         if on_segment is not None:
-            on_segment(log, syn)
-    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
-    seg_table = pd.DataFrame(logs)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        history.to_csv(out / "history.csv", index=False)
-        seg_table.to_csv(out / "segments.csv", index=False)
-        if not finished:   # the next run resumes from the segment checkpoints
-            syn.save(out / PARTIAL)
-        else:
-            if all(s is not None for s in starts):   # segments saved before start images were kept have none
-                save_starts(out, replace(syn, images=torch.cat(starts).to(syn.device), meta=dict(syn.meta)))
-            syn.save(out / "synthetic.pt")
-            (out / "config.json").write_text(json.dumps(stamp or config_dict(cfg), indent=2))
-            for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):
-                stale.unlink(missing_ok=True)
+            on_segment(log, state.syn)
+    return _finish(out, cfg, state, finished, stamp)
+
+
+def _claim_folder(out: Path | None, cfg: DasmConfig) -> None:
+    """Mark ``out`` as holding ``cfg``'s segments; segments saved with other settings must not be resumed into it."""
+    if out is None:
+        return
+    settings, marker = config_dict(cfg), out / "dasm.json"
+    if marker.exists() and json.loads(marker.read_text()) != settings:
+        raise ValueError(f"{out} holds DASM segments distilled with other settings ({marker}); "
+                         "choose another --out or delete the folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(settings, indent=2))
+
+
+def _resume_segment(seg_dir: Path | None, state: _Progress, device: torch.device) -> bool:
+    """Load a segment finished by an earlier run into ``state``; False if there is none to load."""
+    done = _load_stage(seg_dir, device)
+    if done is None:
+        return False
+    state.syn, hist, log = done
+    state.histories.append(hist)
+    state.logs.append(log)
+    selection = torch.load(seg_dir / "selection.pt", weights_only=False)
+    state.starts.append(selection.get("start_images"))
+    begun = selection.get("starts")
+    if begun is not None:
+        state.used[begun.to(device)] = True
+    return True
+
+
+def _segment(data: Dataset, cfg: DasmConfig, k: int, state: _Progress, seg_dir: Path | None,
+             hooks: _Hooks) -> bool:
+    """Select, start, distill and save segment ``k`` (steps 1-4 of the module's recipe); True if it was stopped."""
+    t0 = time.perf_counter()
+    sel = _select(data, cfg, k, state, hooks.progress)
+    begun = _start_segment(data, cfg, k, state, sel)
+    seg_cfg = replace(cfg.base, ipc=cfg.segment_sizes()[k], iterations=cfg.segment_iterations(),
+                      seed=cfg.base.seed + k, lr_img=cfg.segment_lr(k))
+    t1 = time.perf_counter()
+    net_starts = [{n: v.detach().clone() for n, v in sel.probe.state_dict().items()}] \
+        if cfg.match_net == "probe" and sel.probe is not None else None
+    syn, hist = distill_segment(data, state.syn, seg_cfg, train_segment=k, pools=sel.pools, out=seg_dir,
+                                progress=hooks.progress, desc=f"dasm segment {k + 1}/{cfg.segments}",
+                                callback=hooks.callback, should_stop=hooks.should_stop, net_starts=net_starts)
+    earlier = resumed_seconds(hist)   # iterations an interrupted earlier call ran
+    log = sel.log
+    log.update(lr_img=seg_cfg.lr_img, distill_seconds=time.perf_counter() - t1 + earlier,
+               final_loss=float(hist.loss.iloc[-1]), seconds=time.perf_counter() - t0 + earlier)
+    state.syn = syn
+    state.histories.append(hist)
+    state.logs.append(log)
+    syn.meta.update(method=_method_name(cfg), base_method=cfg.base.method, dasm=config_dict(cfg),
+                    segment_logs=state.logs, ipc=sum(cfg.segment_sizes()[:k + 1]))
+    stopped = hooks.stopped()
+    if seg_dir is not None and not stopped:
+        _save_stage(seg_dir, syn, hist, seg_cfg, log,
+                    selection={"pools": [p.cpu() for p in sel.pools], "starts": None if begun is None else begun.cpu(),
+                               "scores": None if sel.scores is None else sel.scores.cpu(),
+                               "start_images": state.starts[-1]})
+    if hooks.on_segment is not None:
+        hooks.on_segment(log, syn)
+    return stopped
+
+
+def _select(data: Dataset, cfg: DasmConfig, k: int, state: _Progress, progress: bool) -> _Selection:
+    """Steps 1-3 for segment ``k``: the probe M_{k-1} trained on the segments so far, its scores of every real
+    training sample, and the pools R_k those scores select (every class whole without scores)."""
+    t0 = time.perf_counter()
+    log: dict = {"segment": k, "stage": "segment", "ipc": cfg.segment_sizes()[k]}
+    if k == 0 or (cfg.policy == "none" and cfg.match_net == "fresh"):
+        probe = None   # nothing distilled yet to probe with, or nothing to use a probe for
+    else:
+        probe = train_probe(data, state.syn, Recipe(epochs=cfg.probe_epochs), seed=cfg.base.seed + k,
+                            progress=progress, width=cfg.probe_width)
+    t_probe = time.perf_counter() - t0
+    scores = _score_real(data, cfg, k, probe, state, log, progress) if probe is not None else None
+    g = torch.Generator().manual_seed(cfg.base.seed * 7919 + k)
+    if scores is None:
+        pools = list(data.class_index)
+    else:
+        pools = select_pools(scores, data.class_index, k, cfg.segments, cfg.policy, cfg.window, g,
+                             min_per_class=max(cfg.segment_sizes()[k] * cfg.base.factor ** 2, 1))
+    log.update(pool_log(scores, pools, k, cfg.policy, cfg.segments, cfg.window))
+    log["probe_train_seconds"] = t_probe
+    log["probe_seconds"] = time.perf_counter() - t0   # training the probe, scoring, selecting the pools
+    return _Selection(probe, scores, pools, g, log)
+
+
+def _score_real(data: Dataset, cfg: DasmConfig, k: int, probe: torch.nn.Module, state: _Progress, log: dict,
+                progress: bool) -> Tensor:
+    """``cfg.score`` of every real training sample under ``probe`` (higher = harder); logs the probe's accuracy."""
+    logits = predict(probe, data.x_train, data.normalize)   # one pass: the probe's accuracy (and scores)
+    log["probe_real_acc"] = 100.0 * (logits.argmax(1) == data.y_train).float().mean().item()
+    if data.x_val is not None:
+        log["probe_val_acc"] = accuracy(probe, data.x_val, data.y_val, data.normalize)
+    if cfg.score in LOGIT_SCORES:
+        return scores_from_logits(cfg.score, logits, data.y_train)
+    if cfg.score == "forgetting":
+        return _real_forgetting(data, state.syn, cfg, cfg.base.seed + k)
+    if cfg.score == "learnability" and state.reference is None:
+        state.reference = reference_network(data, epochs=cfg.reference_epochs, seed=cfg.base.seed,
+                                            progress=progress, width=cfg.probe_width)
+    return score_samples(cfg.score, probe, data.x_train, data.y_train, data.normalize, reference=state.reference)
+
+
+def _start_segment(data: Dataset, cfg: DasmConfig, k: int, state: _Progress, sel: _Selection) -> Tensor | None:
+    """Add segment ``k``'s starting images to the set (from :func:`segment_starts`, or drawn by the base's
+    ``init`` from its pool or its whole class); returns the real indices it started from (``init="modes"``)."""
+    base, n_k = cfg.base, cfg.segment_sizes()[k]
+    begun, quantile = segment_starts(data, cfg, k, state.used, features=state.features, pools=sel.pools,
+                                     scores=sel.scores, plan=state.plan, generator=sel.generator)
+    if state.plan is not None:
+        sel.log["start_quantile"] = quantile
+    if begun is not None:
+        state.used[begun] = True
+        start = images_at(data, begun, n_k, base.factor)
+    else:
+        init_data = pool_dataset(data, sel.pools if cfg.init_from == "pool" else data.class_index)
+        start = initial_images(init_data, n_k, base.factor, base.init, base.seed + k, state.features)
+    if k == 0:
+        state.syn = new_synthetic_set(data, n_k, base.factor, base.init, base.seed, start=start, method="dasm",
+                                      config=asdict(base))
+    else:
+        state.syn = state.syn.add_segment(*start)
+    state.starts.append(state.syn.images[state.syn.segment(k)].detach().cpu().clone())
+    return begun
+
+
+def _finish(out: Path | None, cfg: DasmConfig, state: _Progress, finished: bool,
+            stamp: dict | None) -> tuple[SyntheticSet, pd.DataFrame, pd.DataFrame]:
+    """The set, its history and segment table, written to ``out``: the finished set with its starts and
+    ``config.json``, or a partial set that the next run resumes from."""
+    syn = state.syn
+    history = pd.concat(state.histories, ignore_index=True) if state.histories else pd.DataFrame()
+    seg_table = pd.DataFrame(state.logs)
+    if out is None:
+        return syn, history, seg_table
+    out.mkdir(parents=True, exist_ok=True)
+    history.to_csv(out / "history.csv", index=False)
+    seg_table.to_csv(out / "segments.csv", index=False)
+    if not finished:   # the next run resumes from the segment checkpoints
+        syn.save(out / PARTIAL)
+        return syn, history, seg_table
+    if all(s is not None for s in state.starts):   # a segment saved without its start images has none to join
+        save_starts(out, replace(syn, images=torch.cat(state.starts).to(syn.device), meta=dict(syn.meta)))
+    syn.save(out / "synthetic.pt")
+    (out / "config.json").write_text(json.dumps(stamp or config_dict(cfg), indent=2))
+    for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):
+        stale.unlink(missing_ok=True)
     return syn, history, seg_table
 
 
