@@ -304,7 +304,7 @@ def _kmeans_nearest(feats: Tensor, k: int, g: torch.Generator, iters: int = 20,
     represented); only the ``k`` free centres are returned, so they settle where ``fixed`` leaves
     mass uncovered. They start by k-means++ seeding away from ``fixed`` (from random points, a free
     centre inside a covered region keeps it while a fixed one takes a far region's points). Without
-    ``fixed`` the centres start at random points, as they did for every committed result.
+    ``fixed`` the centres start at random points.
     """
     n = len(feats)
     fixed = feats.new_zeros((0, feats.shape[1])) if fixed is None else fixed.to(feats)
