@@ -26,6 +26,16 @@
 #
 # `SEGMENTS = 1` is exactly the plain base distiller. The ideas are in `dasm/sequential.py`;
 # from a notebook, the `DistillPanel` widget runs it with live progress.
+#
+# What you should see: the panel's segments, each with its probe's accuracy and its difficulty
+# window moving from easy to hard, the loss per segment and the images as they are learned; then
+# each segment's window drawn over its class's score histogram, and the finished set evaluated. On
+# digits and on Fashion-MNIST at this project's CPU budget DASM ends level with plain IDC
+# (`docs/results.md`): the notebook shows how it works, not that it wins.
+#
+# <!-- time:start -->
+# Measured time: not measured yet (`make notebooks`).
+# <!-- time:end -->
 
 # %% tags=["parameters"]
 DATASET = "digits"          # "digits" (bundled) or "fashion-mnist"
@@ -46,17 +56,25 @@ import pandas as pd
 
 from dasm.analysis.grids import plot_class_grid
 from dasm.analysis.style import dasm_style
-from dasm.widgets import DistillPanel
+from dasm.widgets import ComparePanel, DistillPanel
 
 # %% [markdown]
 # ## 1. The panel
 #
 # The panel holds every setting of the run, a Run and a Stop button, progress bars (overall
-# and per segment), the live matching loss, the synthetic images as they are learned and one
-# row per finished segment: the probe's accuracy, the difficulty window and the size of the
-# real pool it selected. It calls the same `dasm.runs.distill_run` as the `dasm distill`
-# command and saves the run in its own folder under `OUT`; a finished run with the same
-# settings is loaded instead of repeated. After the distillation the set is evaluated once.
+# and per segment), a status line saying what the run does now (loading the data, training a
+# probe, distilling a segment, evaluating), the live matching loss, the synthetic images as they
+# are learned and one row per finished segment: the probe's accuracy, the difficulty window and
+# the size of the real pool it selected. It calls the same `dasm.runs.distill_run` as the
+# `dasm distill` command. After the distillation the set is evaluated once.
+#
+# Each run gets its own folder under `OUT`, named by every setting
+# (`<dataset>-<method>-ipc<ipc>-seed<seed>-<key>`, the line above the Run button shows it): change
+# any setting and press **Run** for a new run; press it with the same settings and a finished run
+# is loaded, a stopped one resumes. An empty number box (iterations, epochs) keeps the preset's
+# value, shown greyed in it. Settings that cannot run (IPC 0, more segments than IPC, an IPC
+# larger than the dataset's classes) are refused before any data loads, and the settings are
+# locked while a run goes. From code: `panel.set(score="el2n", iterations=None)`, then `panel.run()`.
 #
 # Change the settings and press **Run**, or let the next cell start it.
 
@@ -67,9 +85,11 @@ panel
 
 # %% [markdown]
 # With `AUTORUN`, the notebook presses Run itself and waits for the run to end (the panel
-# above keeps updating meanwhile). Without it, press Run above, then run the cells from
-# here on: `panel.wait()` waits for a run under way. (While a cell is executing the kernel
-# does not see button clicks, so "Run All" with `AUTORUN = False` stops here and asks.)
+# above keeps updating meanwhile). While a cell is executing the kernel does not see button
+# clicks, so here the kernel's interrupt (■) is the Stop button: the run stops after its current
+# iteration, keeps what it learned, and the next Run resumes it. Without `AUTORUN`, press Run
+# above, then run the cells from here on: `panel.wait()` waits for a run under way ("Run All"
+# with `AUTORUN = False` stops here and asks).
 
 # %%
 if AUTORUN:
@@ -151,6 +171,37 @@ with dasm_style():
     fig.tight_layout()
 
 # %% [markdown]
+# The same windows over the scores themselves: for one class (`CLASS` below), each probed segment's
+# histogram of the probe's scores of that class's real images (log counts), the part its pool kept in
+# colour. Each segment's probe is trained on the segments before it, so each histogram is a new
+# scoring; the window moves right, toward what the set so far gets wrong. (The scores and pools are in
+# `segment<k>/selection.pt`.)
+
+# %%
+import torch
+
+CLASS = 0
+probed = [k for k in range(k_segments)
+          if torch.load(panel.out_dir / f"segment{k}" / "selection.pt", weights_only=False)["scores"] is not None]
+with dasm_style():
+    fig, axes = plt.subplots(1, max(len(probed), 1), figsize=(3.2 * max(len(probed), 1), 2.8), squeeze=False,
+                             sharey=True)
+    for ax, k in zip(axes[0], probed):
+        sel = torch.load(panel.out_dir / f"segment{k}" / "selection.pt", weights_only=False)
+        members = panel.data.class_index[CLASS].cpu()
+        scores = sel["scores"][members].float()
+        kept = scores[torch.isin(members, sel["pools"][CLASS])]
+        bins = torch.linspace(float(scores.min()), float(scores.max()), 31).tolist()
+        ax.hist(scores.tolist(), bins=bins, color="#bbbbbb", label="all of the class")
+        ax.hist(kept.tolist(), bins=bins, color="#d55e00", label="the segment's pool")
+        ax.set_yscale("log")
+        ax.set_title(f"segment {k + 1}")
+        ax.set_xlabel("probe loss (higher = harder)")
+    axes[0][0].set_ylabel(f"real images of class {panel.data.classes[CLASS]!r}")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+
+# %% [markdown]
 # ## 4. Evaluation
 #
 # The panel evaluated the finished set once (one seed, the preset's protocol); the rows are
@@ -160,3 +211,17 @@ with dasm_style():
 
 # %%
 pd.read_csv(panel.out_dir / "results.csv")[["method", "ipc", "seed", "arch", "metric", "value", "protocol"]]
+
+# %% [markdown]
+# ## 5. Every run of the panel, side by side
+#
+# `ComparePanel` lists the run folders under `OUT` (named by dataset, method, IPC and seed)
+# and draws the saturation curve, the results table or the difficulty histograms of those
+# selected. It draws in the background and redraws on every change; full-data rows
+# (`dasm.runs.full_data_run`) under the same folder add the full-data line, as in
+# `03_saturation_over_ipc`. Run this cell again after more runs of the panel above.
+
+# %%
+compare = ComparePanel([OUT])
+compare.wait()
+compare

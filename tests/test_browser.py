@@ -1,12 +1,19 @@
-"""A real-browser test of the notebook front door.
+"""A real-browser test of the notebook front door: what a user does with the panels.
 
 `jupyter lab` runs on loopback with a random token and its own settings; Chromium (Debian's
 `chromium` package, driven by Playwright through `executable_path`: no browser download) opens a
 copy of `notebooks/02_sequential_distillation.ipynb` whose parameters cell is set small with
-AUTORUN off. The test runs the cells up to the DistillPanel, clicks the panel's Run button,
-waits for the status to say "Done", the overall progress bar to be full and the image grid to
-show an image, then runs the rest of the notebook and checks no cell failed. The screenshot is
-saved to `tests/artifacts/browser_02.png`; on failure a screenshot and the server log go there.
+AUTORUN off. The test runs the cells up to the DistillPanel and then uses the panel:
+
+1. Run: the status says "Done", the overall bar is full, the image grid shows an image;
+2. another score, Run: the panel names another folder and that new run completes;
+3. more iterations, Run, Stop mid-run: "Stopped", what was learned kept, the panel offers to resume;
+4. Run again: the stopped run resumes and completes;
+
+with no broken image on screen at any point. Then it runs the rest of the notebook (no cell may
+fail), whose last cell opens a ComparePanel over the runs, and checks its figure is drawn. The
+screenshot is saved to `tests/artifacts/browser_02.png`; on failure a screenshot and the server
+log go there.
 
 Skipped when no Chromium binary (or `$DASM_CHROMIUM`) or no Playwright is installed;
 `.ci/run` installs Chromium."""
@@ -50,6 +57,7 @@ PARAMETERS = {
 SERVER_START_TIMEOUT = 90  # s, jupyter lab on two busy cores
 PAGE_TIMEOUT = 90_000  # ms, lab front end, kernel start, run-all
 RUN_TIMEOUT = 300_000  # ms, the distillation after clicking Run
+STOP_ITERATIONS = 60  # the run that is stopped mid-way: long enough to press Stop in it
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -366,11 +374,14 @@ def wait_kernel_idle(lab: LabServer, timeout: float) -> None:
 
 
 def read_panel(page) -> dict:
-    """What the panel shows now: status text, progress-bar width, grid image."""
+    """What the DistillPanel shows now: status, the line saying what Run will do, progress-bar width, images."""
     return page.evaluate(
         """() => {
-        const q = s => document.querySelector(s);
+        const panel = document.querySelector('.jp-OutputArea-output .dasm-distill-panel');
+        if (!panel) return {status: null, target: null, progress: null, images: []};
+        const q = s => panel.querySelector(s);
         const status = q('.dasm-status');
+        const target = q('.dasm-target');
         const prog = q('.dasm-progress-overall');
         let bar = prog && (prog.querySelector('.progress-bar') || prog.querySelector('[class*=progress-bar]'));
         let width = null;
@@ -379,23 +390,57 @@ def read_panel(page) -> dict:
             const inner = bar.getBoundingClientRect();
             width = {style: bar.style.width, ratio: outer.width ? inner.width / outer.width : null};
         }
-        const grid = q('.dasm-grid');
-        const imgs = grid ? (grid.tagName === 'IMG' ? [grid] : Array.from(grid.querySelectorAll('img'))) : [];
+        const imgs = Array.from(panel.querySelectorAll('img'));
         return {
             status: status ? status.innerText.trim() : null,
+            target: target ? target.innerText.trim() : null,
             progress: width,
-            images: imgs.map(i => ({src: (i.getAttribute('src') || '').slice(0, 30),
-                                     w: i.naturalWidth, h: i.naturalHeight})),
+            images: imgs.map(i => ({grid: i.classList.contains('dasm-grid') || !!i.closest('.dasm-grid'),
+                                     src: (i.getAttribute('src') || '').slice(0, 30),
+                                     w: i.naturalWidth, h: i.naturalHeight, visible: i.offsetParent !== null})),
         };
     }"""
     )
 
 
-def panel_finished(state: dict) -> bool:
+def progress_ratio(state: dict) -> float:
     prog = state.get("progress") or {}
-    full = prog.get("style", "").strip() == "100%" or (prog.get("ratio") or 0) >= 0.99
-    image = any(i["src"].startswith(("data:image", "blob:")) and i["w"] > 0 for i in state.get("images", []))
-    return (state.get("status") or "").startswith("Done") and full and image
+    style = prog.get("style", "").strip()
+    if style.endswith("%"):
+        return float(style[:-1]) / 100
+    return prog.get("ratio") or 0.0
+
+
+def panel_finished(state: dict) -> bool:
+    """Done, a full overall bar and a grid image drawn."""
+    image = any(i["grid"] and i["src"].startswith(("data:image", "blob:")) and i["w"] > 0 for i in state["images"])
+    return (state.get("status") or "").startswith("Done") and progress_ratio(state) >= 0.99 and image
+
+
+def broken_images(state: dict) -> list:
+    """Images on screen with nothing drawn in them (the broken-image placeholder)."""
+    return [i for i in state["images"] if i["visible"] and i["w"] == 0]
+
+
+def target_folder(state: dict) -> str:
+    """The run folder the panel's 'Run starts/resumes/loads ... in <folder>' line names."""
+    return (state.get("target") or "").rsplit(" in ", 1)[-1]
+
+
+def wait_panel(page, done, timeout: float, what: str, poll_ms: int = 500) -> dict:
+    """Poll the panel until ``done(state)``; a failure status or a broken image fails at once."""
+    deadline = time.monotonic() + timeout
+    state = read_panel(page)
+    while time.monotonic() < deadline:
+        state = read_panel(page)
+        if done(state):
+            return state
+        if (state["status"] or "").lower().startswith(("error", "not started")):
+            raise Failure(f"{what}: the panel reports a failure: {state}")
+        if broken_images(state):
+            raise Failure(f"{what}: a broken image is shown: {state}")
+        page.wait_for_timeout(poll_ms)
+    raise Failure(f"{what}: not reached in {timeout:.0f} s; last state: {state}")
 
 
 def panel_cell_index(notebook: Path) -> int | None:
@@ -408,12 +453,53 @@ def panel_cell_index(notebook: Path) -> int | None:
     return None
 
 
+def panel_locator(page, selector: str):
+    return page.locator(f".jp-OutputArea-output .dasm-distill-panel {selector}").first
+
+
+def run_and_finish(page, what: str, extra=lambda s: True) -> dict:
+    """Press Run and wait for 'Done' naming the folder the panel said it would use."""
+    folder = target_folder(read_panel(page))
+    panel_locator(page, ".dasm-run").click()
+    return wait_panel(page, lambda s: panel_finished(s) and folder in s["status"] and extra(s),
+                      RUN_TIMEOUT / 1000, what)
+
+
+def use_the_panel(page) -> dict:
+    """What a user does with the panel after its first run: change a setting and Run (a new run), raise
+    the iterations and Run, Stop it mid-run (kept), Run again (resumed and finished). Returns the steps."""
+    steps = {"first": run_and_finish(page, "the first run")}
+    first = target_folder(steps["first"])
+    panel_locator(page, ".dasm-control-score select").select_option("el2n")
+    changed = wait_panel(page, lambda s: "starts a new run" in (s["target"] or ""), 30, "changing the score")
+    if target_folder(changed) == first:
+        raise Failure(f"a changed score names the same folder: {changed}")
+    steps["changed"] = run_and_finish(page, "the run with another score")
+
+    box = panel_locator(page, ".dasm-control-iterations input")
+    box.fill(str(STOP_ITERATIONS))
+    box.press("Tab")
+    wait_panel(page, lambda s: "starts a new run" in (s["target"] or ""), 30, "raising the iterations")
+    panel_locator(page, ".dasm-run").click()
+    wait_panel(page, lambda s: 0 < progress_ratio(s) < 0.5 and (s["status"] or "").startswith("Distilling"),
+               RUN_TIMEOUT / 1000, "the long run starting", poll_ms=150)
+    panel_locator(page, ".dasm-stop").click()
+    steps["stopped"] = wait_panel(page, lambda s: (s["status"] or "").startswith("Stopped")
+                                  and "resumes the stopped run" in (s["target"] or ""), 120, "Stop")
+    if "Run again resumes it" not in steps["stopped"]["status"] or progress_ratio(steps["stopped"]) >= 1:
+        raise Failure(f"Stop did not keep a partial run: {steps['stopped']}")
+    steps["resumed"] = run_and_finish(page, "resuming the stopped run",
+                                      lambda s: "resumed and finished" in s["status"])
+    return steps
+
+
 def drive_notebook(page, lab: LabServer, notebook: Path) -> dict:
-    """Open the notebook, run it around a click on the panel's Run button; return the panel's state.
+    """Open the notebook, run it up to the panel, use the panel (:func:`use_the_panel`), run the rest
+    and check the ComparePanel's figure; return the panel's states at each step.
 
     With AUTORUN off the cells after the panel read the finished run (`panel.wait()` returns at
     once when no run was started), so the notebook runs in two parts: everything up to the
-    panel, the Run click and the wait for it, then everything below — all cells in the end.
+    panel, the clicks and the waits, then everything below — all cells in the end.
     """
     page.set_default_timeout(PAGE_TIMEOUT)
     page.goto(f"{lab.url}/lab/tree/{notebook.name}?token={lab.token}", wait_until="domcontentloaded")
@@ -422,40 +508,32 @@ def drive_notebook(page, lab: LabServer, notebook: Path) -> dict:
     wait_kernel_idle(lab, PAGE_TIMEOUT / 1000)
     n_cells = len(json.loads(notebook.read_text(encoding="utf-8"))["cells"])
     split = panel_cell_index(notebook)
-    split = split + 1 if split is not None and split + 1 < n_cells else None
-    if split is None:
-        page.locator(".jp-NotebookPanel .jp-Cell").first.locator(".jp-InputPrompt").first.click()
-        run_menu(page, "Run All Cells")
-    else:
-        select_cell(page, split)
-        run_menu(page, "Run All Above Selected Cell")
+    if split is None or split + 1 >= n_cells:
+        raise Failure(f"{notebook.name} has no cell after its DistillPanel cell")
+    split += 1
+    select_cell(page, split)
+    run_menu(page, "Run All Above Selected Cell")
     run = page.locator(".jp-OutputArea-output .dasm-run")
     run.first.wait_for(state="visible")
     wait_kernel_idle(lab, PAGE_TIMEOUT / 1000)  # the cells up to the panel have finished
     if notebook_state(page)["tracebacks"]:
         raise Failure("a cell failed before the panel ran:\n" + "\n---\n".join(notebook_state(page)["tracebacks"]))
     run.first.scroll_into_view_if_needed()
-    run.first.click()
-    deadline = time.monotonic() + RUN_TIMEOUT / 1000
-    state = read_panel(page)
-    while time.monotonic() < deadline:
-        state = read_panel(page)
-        if panel_finished(state):
-            break
-        if state["status"] and state["status"].lower().startswith(("error", "failed", "stopped")):
-            raise Failure(f"the panel reports a failure: {state}")
-        page.wait_for_timeout(1000)
-    else:
-        raise Failure(f"the run did not finish in {RUN_TIMEOUT / 1000:.0f} s; last state: {state}")
-    if split is not None:
-        select_cell(page, split)
-        run_menu(page, "Run Selected Cell and All Below")
+    steps = use_the_panel(page)
+    select_cell(page, split)
+    run_menu(page, "Run Selected Cell and All Below")
     wait_cells_executed(page, lab, PAGE_TIMEOUT / 1000)
+    figure = page.locator(".jp-OutputArea-output .dasm-compare-output img").first
+    figure.wait_for(state="visible")
+    size = figure.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    if not size[0] or not size[1]:
+        raise Failure(f"the ComparePanel's figure is empty: {size}")
+    steps["compare"] = {"figure": size, "status": page.locator(".dasm-compare-panel .dasm-status").first.inner_text()}
     # Frame the whole panel for the screenshot: left sidebar closed, panel at the top.
     page.keyboard.press("Control+b")
     page.evaluate("() => document.querySelector('.jp-OutputArea-output .dasm-run').closest('.jp-Cell').scrollIntoView({block: 'start'})")
     page.wait_for_timeout(500)
-    return state
+    return steps
 
 
 def test_notebook_02_runs_in_the_browser(lab, browser, lab_root):
@@ -471,7 +549,7 @@ def test_notebook_02_runs_in_the_browser(lab, browser, lab_root):
     t0 = time.monotonic()
     error = None
     try:
-        state = drive_notebook(page, lab, lab_root / NOTEBOOK.name)
+        steps = drive_notebook(page, lab, lab_root / NOTEBOOK.name)
     except Exception as exc:  # keep the evidence, then fail outside the handler
         error = f"{type(exc).__name__}: {exc}"
     if error is not None:
@@ -491,5 +569,7 @@ def test_notebook_02_runs_in_the_browser(lab, browser, lab_root):
         )
     page.screenshot(path=str(SCREENSHOT))
     context.close()
-    print(f"\nscreenshot: {SCREENSHOT} ({time.monotonic() - t0:.0f} s in the browser; panel: {state})")
+    print(f"\nscreenshot: {SCREENSHOT} ({time.monotonic() - t0:.0f} s in the browser)")
+    for step, state in steps.items():
+        print(f"{step}: {state.get('status')}")
     assert SCREENSHOT.stat().st_size > 0
