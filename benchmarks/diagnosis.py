@@ -84,7 +84,9 @@ def bias_table(contrasts: pd.DataFrame) -> pd.DataFrame:
                      "hardest 3 deciles": mean_std(part.hard_gain, 2), "easiest 3 deciles": mean_std(part.easy_gain, 2),
                      "hard minus easy": mean_std(part.contrast, 2),
                      "95% interval": "" if s["count"] < 2 else f"[{signed(s['ci_low'])}, {signed(s['ci_high'])}]",
-                     "p": "" if pd.isna(s["p"]) else f"{s['p']:.2f}"})
+                     "p": "" if pd.isna(s["p"]) else f"{s['p']:.2f}",
+                     "differs from zero": "" if s["count"] < 2 else
+                     "no" if s["ci_low"] <= 0 <= s["ci_high"] else "yes"})
     return pd.DataFrame(rows)
 
 

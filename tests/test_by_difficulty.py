@@ -123,3 +123,15 @@ def test_a_row_without_its_predictions_is_trained_again_without_a_second_row(dig
         f.unlink()
     again = evaluate_run(tmp_path / "random", digits, seeds=[0], epochs=3, progress=False)
     assert list((tmp_path / "random" / "predictions").iterdir()) and len(again) == len(first)
+
+
+def test_the_bias_table_says_whether_each_contrast_differs_from_zero():
+    from benchmarks.diagnosis import bias_table
+
+    contrasts = pd.DataFrame({"ipc": [50] * 3 + [10] * 3, "seed": [0, 1, 2] * 2, "method": "idc",
+                              "baseline": "idc-starts", "hard_gain": [3.0, 3.2, 2.9, 1.0, -1.0, 0.5],
+                              "easy_gain": [0.0, 0.1, 0.0, 0.2, 0.1, -0.4], "contrast": [3.0, 3.1, 2.9, 0.8, -1.1, 0.9]})
+    t = bias_table(contrasts).set_index("IPC")
+    assert t.loc[50, "differs from zero"] == "yes" and t.loc[10, "differs from zero"] == "no"
+    assert t.loc[50, "comparison"] == "idc − idc-starts" and t.loc[50, "seeds"] == 3
+    assert t.loc[50, "hard minus easy"] == "3.00 ± 0.10"
