@@ -38,11 +38,11 @@ INJECTED = "injected-parameters"
 # What `make notebooks` runs: digits, small enough for minutes a notebook on a CPU, large enough to show
 # what each notebook is about.
 QUICK: dict[str, dict] = {
-    "00_quickstart": {},
-    "01_easy_sample_bias": {},
+    "00_quickstart": {"SEEDS": [0]},
+    "01_easy_sample_bias": {"EMBEDDING": "pca"},
     "02_sequential_distillation": {"AUTORUN": True},
-    "03_saturation_over_ipc": {},
-    "04_cross_architecture": {},
+    "03_saturation_over_ipc": {"IPCS": [1, 10], "SEEDS": [0]},
+    "04_cross_architecture": {"SEEDS": [0]},
 }
 
 
