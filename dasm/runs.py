@@ -1,10 +1,13 @@
-"""Run folders: distill (or select a coreset) into a folder, evaluate from it, resume either.
+"""Run folders and the run grid: distill (or select) into a folder, evaluate from it, resume either.
 
-A run folder holds ``synthetic.pt`` (+ ``synthetic.png``), ``config.json``, ``history.csv``
-(the matching loss per iteration), ``checkpoint.pt`` while a distillation is under way, and
-``results.csv``: the tidy table every evaluation appends to. Herding and k-center keep the
-embedding they select in under ``features/`` next to the run folder (one file per dataset,
-network and seed). The CLI, the notebooks and the widgets all go through these functions.
+A run folder holds ``synthetic.pt`` (+ ``synthetic.png``), ``config.json`` (the run's resolved
+:class:`~dasm.config.RunConfig`), ``starts.pt`` (the set before matching), ``history.csv`` (the
+matching loss per iteration), ``checkpoint.pt`` while a distillation is under way, ``results.csv``
+(the tidy table every evaluation appends to) and ``predictions/`` (each evaluation network's
+per-sample logits). Herding, k-center and k-means starts keep the embedding they work in under
+``features/`` next to the run folder. :func:`grid` and :func:`run_grid` run many cells, each in a
+folder named by its settings. The CLI, the notebooks, the widgets and the benchmarks all go
+through these functions.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ def distill_run(data: Dataset, method: str | RunConfig, ipc: int | None = None, 
     """
     cfg = method if isinstance(method, RunConfig) else run_config(data, method, ipc, preset=preset, seed=seed,
                                                                   **overrides)
+    if (cfg.dataset, cfg.val_split) != (data.name, data.val_split):
+        raise ValueError(f"the run's configuration is for {cfg.dataset} (split {cfg.val_split}), the data is "
+                         f"{data.name} (split {data.val_split}): resolve it with dasm.runs.run_config(data, ...).")
     out = Path(out)
     done, stamp = out / "synthetic.pt", cfg.to_dict()
     if done.exists() and (out / "config.json").exists():
