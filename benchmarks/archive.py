@@ -4,7 +4,8 @@ Run folders live under ``data/`` and are not committed; a figure drawn from a ce
 redrawable on a fresh clone without distilling or training. So every finished cell of the
 diagnosis suites is archived in ``benchmarks/sets/<dataset>_<tag>/<method>-ipc<ipc>-seed<seed>.pt``:
 
-- ``pred``: the evaluation network's predicted class of every test image (uint8), per split;
+- ``pred``: the evaluation network's predicted class of every image (uint8), per split (``test``,
+  ``val`` with a validation split, ``train`` when the evaluation kept it);
 - a real-image set (a coreset, or a distiller's starts) as its training ``indices``, anything
   else as its stored ``images`` in float16 (a few hundred kB at IPC 50 on 28x28 data);
 - the full-data networks (``method = full``) instead keep their test ``logits`` (float16, for
@@ -39,7 +40,7 @@ def archive_cell(run: str | os.PathLike, predictions: str | os.PathLike, dest: s
     """
     state = load_predictions(predictions)
     keep = {k: state[k] for k in ("method", "ipc", "seed", "arch", "protocol", "dataset") if k in state}
-    keep["pred"] = {split: z.argmax(1).to(torch.uint8) for split, z in state["logits"].items() if split != "train"}
+    keep["pred"] = {split: z.argmax(1).to(torch.uint8) for split, z in state["logits"].items()}
     if keep.get("method") == "full":
         keep["logits"] = {"test": state["logits"]["test"].half()}
         if y_train is not None and "train" in state["logits"]:
@@ -77,3 +78,40 @@ def archived_set(rec: dict, data) -> SyntheticSet:
         images = s["images"].float()
     return SyntheticSet(images, s["labels"].long(), s["num_classes"], s["factor"], [tuple(t) for t in s["segments"]],
                         {"dataset": rec.get("dataset"), "method": rec["method"], "ipc": rec["ipc"], "seed": rec["seed"]})
+
+
+# ---------------------------------------------------------------------------------------
+# The full-data network's weights: the feature space of the embedding figure
+# ---------------------------------------------------------------------------------------
+
+NETS = "nets"   # a sub-folder, so load_archive (which reads the folder's own *.pt) never takes it for a cell
+
+
+def reference_net_path(folder: str | os.PathLike, seed: int = 0) -> Path:
+    """``<folder>/nets/full-seed<seed>.pt``: where an archive keeps a full-data network's weights."""
+    return Path(folder) / NETS / f"full-seed{seed}.pt"
+
+
+def archive_reference_net(predictions: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Keep the weights of the full-data network whose predictions file is ``predictions`` (written with the
+    training logits, so it holds ``net``: :func:`dasm.runs.full_data_run` does) as a float16 state dict in
+    ``dest`` (about 0.6 MB for the width-128 ConvNet)."""
+    state = load_predictions(predictions)
+    if state.get("net") is None:
+        raise ValueError(f"{predictions} holds no network weights: only a full-data run (keep_train) keeps them.")
+    keep = {k: state[k] for k in ("method", "ipc", "seed", "arch", "protocol", "dataset") if k in state}
+    keep["net"] = {k: v.half() if v.is_floating_point() else v for k, v in state["net"].items()}
+    return save_atomic(keep, dest)
+
+
+def load_reference_net(folder: str | os.PathLike, data, seed: int = 0) -> torch.nn.Module | None:
+    """The archived full-data network of ``seed`` (float32, on ``data``'s device, eval mode), or None if not kept."""
+    from dasm.nets import get_network
+
+    file = reference_net_path(folder, seed)
+    if not file.exists():
+        return None
+    rec = torch.load(file, map_location="cpu", weights_only=False)
+    net = get_network(rec.get("arch", "convnet"), data.channels, data.num_classes, data.im_size)
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in rec["net"].items()})
+    return net.to(data.device).eval()

@@ -5,7 +5,8 @@ recipe instead: the ceiling every distilled set is compared to.
 
 A cell is a :class:`dasm.runs.Cell` run by :func:`dasm.runs.run_cell` into its folder under
 ``data/runs/bench/<preset>[_<device>]/`` (named by its settings); this module adds the suite's
-result table: a cell whose test accuracy is already there is skipped, so every suite resumes
+result table (and keeps each evaluation's predictions on the training images, for the diagnosis):
+a cell whose test accuracy is already there is skipped, so every suite resumes
 where it stopped, and the run folders keep the distillation checkpoints, so even a cell cut off
 half-way resumes.
 """
@@ -105,7 +106,7 @@ def run_cell(data: Dataset, method: str, ipc: int, seed: int, table_path: Path, 
         return own
     stop = (lambda: time.monotonic() > deadline) if deadline is not None else None
     rows = run_one(data, Cell(method, ipc, seed), runs_root(runs, preset, data.device.type), preset=preset,
-                   archs=missing, progress=progress, should_stop=stop)
+                   archs=missing, progress=progress, should_stop=stop, keep_train=True)
     if rows.empty:
         print(f"{method}-ipc{ipc}-seed{seed}: stopped at the deadline, checkpointed; run again to resume", flush=True)
         return own

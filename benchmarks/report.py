@@ -73,6 +73,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("demo", "docs/results.md", "benchmarks.demo:demo_block"),
     Block("bias", "docs/diagnosis.md", "benchmarks.diagnosis:bias_block"),
     Block("regime", "docs/diagnosis.md", "benchmarks.regime:regime_block"),
+    Block("figures", "docs/diagnosis.md", "benchmarks.figures:figures_block"),
     Block("preset-test-choices", "docs/presets.md", "benchmarks.report:test_choices_block"),
     Block("tune-fashion-mnist-idc-1", "docs/presets.md", "benchmarks.tune:idc1_block"),
     Block("tune-fashion-mnist-idc-10", "docs/presets.md", "benchmarks.tune:idc10_block"),

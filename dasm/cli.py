@@ -173,7 +173,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    """Regenerate every diagnosis figure (PNG + PDF + CSV) from saved runs, headless."""
+    """Regenerate every diagnosis figure (PNG + PDF + CSV) with its controls, headless: from saved runs, or from a
+    benchmark archive (``--archive``, drawn by the checkout's ``benchmarks/figures.py``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,21 +182,38 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     out = Path(args.out)
-    if args.fast:
-        data = load_dataset("digits", device=device)
-        runs = fast_runs(data, args.runs[0] if args.runs else out / "runs", ipc=args.ipc,
-                         progress=not args.no_progress)
+    if args.archive:
+        try:   # the archive's format belongs to the benchmarks, which the package never imports
+            from benchmarks.figures import FIGURES, archive_figures, update_numbers
+            from benchmarks.cells import table_path
+        except ImportError:
+            raise ValueError("--archive needs the project checkout's benchmarks/ package "
+                             "(run `python benchmarks/figures.py` from the checkout).") from None
+        dataset, _, preset = Path(args.archive).resolve().name.rpartition("_")
+        data = load_dataset(dataset, args.data_dir, device=device)
+        files, numbers = archive_figures(data, args.ipc, args.seeds, folder=Path(args.archive), out=out,
+                                         preset=preset, only=[f for f in args.only or FIGURES if f in FIGURES],
+                                         progress=not args.no_progress)
+        if len(numbers):
+            update_numbers(numbers, table_path("figures", data.name, preset))
     else:
-        if not args.runs:
-            raise ValueError("give the run folders to draw (--runs DIR [DIR ...]) or use --fast.")
-        runs = find_runs(args.runs)
-        names = {_run_dataset(folder) for folder in runs.values()}
-        if len(names) != 1:
-            raise ValueError(f"the runs come from several datasets ({', '.join(sorted(names))}); draw one at a time.")
-        data = load_dataset(names.pop(), args.data_dir, device=device)
-    files = make_figures(data, runs, out, fast=args.fast, reference_epochs=args.reference_epochs,
-                         reference_width=args.reference_width, set_epochs=args.set_epochs,
-                         results=args.results or [], only=args.only, progress=not args.no_progress)
+        if args.fast:
+            data = load_dataset("digits", device=device)
+            runs = fast_runs(data, args.runs[0] if args.runs else out / "runs", ipc=args.ipc,
+                             progress=not args.no_progress)
+        else:
+            if not args.runs:
+                raise ValueError("give the run folders to draw (--runs DIR [DIR ...]), an archive (--archive DIR) "
+                                 "or use --fast.")
+            runs = find_runs(args.runs)
+            names = {_run_dataset(folder) for folder in runs.values()}
+            if len(names) != 1:
+                raise ValueError(f"the runs come from several datasets ({', '.join(sorted(names))}); "
+                                 "draw one at a time.")
+            data = load_dataset(names.pop(), args.data_dir, device=device)
+        files = make_figures(data, runs, out, fast=args.fast, reference_epochs=args.reference_epochs,
+                             reference_width=args.reference_width, set_epochs=args.set_epochs,
+                             results=args.results or [], only=args.only, progress=not args.no_progress)
     print(f"{len(files)} files written to {out}:")
     for f in files:
         if f.suffix == ".png":
@@ -306,11 +324,17 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 def _add_figures(sub: argparse._SubParsersAction) -> None:
     """The ``dasm figures`` subcommand."""
-    p = sub.add_parser("figures", help="regenerate every diagnosis figure from saved runs (PNG, PDF, CSV)")
-    p.add_argument("--runs", nargs="*", help="run folders (searched for synthetic.pt)")
+    p = sub.add_parser("figures", help="regenerate every diagnosis figure, each set with its controls (random, "
+                       "the starts, the full data), from saved runs or a benchmark archive (PNG, PDF, CSV)")
+    p.add_argument("--runs", nargs="*", help="run folders (searched for synthetic.pt); sets are known by their "
+                   "method: include the random and idc-starts runs of the same IPC as controls")
+    p.add_argument("--archive", help="a benchmark archive instead (e.g. benchmarks/sets/fashion-mnist_cpu): "
+                   "draws with benchmarks/figures.py at --ipc over --seeds")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="seeds of the archived sets (default: 0,1,2)")
     p.add_argument("--out", default="data/figures", help="output folder (default: data/figures)")
-    p.add_argument("--fast", action="store_true", help="make small digits runs and a quick figure set")
-    p.add_argument("--ipc", type=int, default=10, help="IPC of the --fast runs (default: 10)")
+    p.add_argument("--fast", action="store_true", help="make small digits runs (random, idc-starts, idc, dasm) "
+                   "and a quick figure set")
+    p.add_argument("--ipc", type=int, default=10, help="IPC of the --fast runs or of the archived sets (default: 10)")
     p.add_argument("--reference-epochs", type=int, default=20,
                    help="epochs of the full-data networks behind the difficulty scores (default: 20)")
     p.add_argument("--reference-width", type=int, default=128,
@@ -320,7 +344,7 @@ def _add_figures(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", type=_names, help="draw only these, comma-separated: "
                    "histograms,alignment,embeddings,saturation,redundancy (default: all)")
     p.add_argument("--set-epochs", type=int, default=300,
-                   help="epochs of the networks trained on each synthetic set (default: 300)")
+                   help="epochs of the networks trained on each set and its halves (default: 300)")
     _common(p)
     p.set_defaults(func=cmd_figures)
 

@@ -81,14 +81,15 @@ def make_augment(data: Dataset, recipe: Recipe) -> DSA | None:
 def train_and_test(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed: int = 0, *,
                    checkpoint: str | os.PathLike | None = None, progress: bool = True,
                    desc: str | None = None, keep: str | os.PathLike | None = None,
-                   keep_train: bool = False, keep_info: dict | None = None) -> dict[str, float]:
+                   keep_train: bool = False, keep_net: bool = False,
+                   keep_info: dict | None = None) -> dict[str, float]:
     """Train a fresh ``protocol.arch`` (seeded) on ``(x, y)`` and measure it on the test split.
 
     Returns ``test_acc`` (percent, last epoch), ``train_acc``, ``val_acc`` when the dataset
     has a validation split, and ``seconds`` of training (summed over epochs, so a run resumed from
     ``checkpoint`` counts the epochs it did before the interruption too). With ``keep``, the
     network's per-sample predictions are saved there with ``keep_info`` (see :func:`save_predictions`;
-    with ``keep_train`` also on the training set, and the network's weights).
+    with ``keep_train`` also on the training set; with ``keep_net`` the network's weights too).
     """
     if x.shape[1:] != data.x_train.shape[1:]:
         raise ValueError(f"Images have shape {tuple(x.shape[1:])} but {data.name} expects "
@@ -112,7 +113,7 @@ def train_and_test(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed
         out["val_acc"] = _percent_right(logits["val"], data.y_val)
     if keep is not None:
         save_predictions(keep, logits, protocol=protocol.id, seed=seed, dataset=data.name,
-                         val_split=data.val_split, net=net.state_dict() if keep_train else None,
+                         val_split=data.val_split, net=net.state_dict() if keep_net else None,
                          **(keep_info or {}))
     return out
 
@@ -154,13 +155,14 @@ def evaluate_set(data: Dataset, x: Tensor, y: Tensor, *, method: str, ipc: int,
                  protocol: Protocol | None = None, seeds: Iterable[int] = (0, 1, 2),
                  archs: Iterable[str] | None = None, progress: bool = True,
                  checkpoint_dir: str | os.PathLike | None = None,
-                 predictions_dir: str | os.PathLike | None = None, keep_train: bool = False,
+                 predictions_dir: str | os.PathLike | None = None, keep_train: bool = False, keep_net: bool = False,
                  **extra: object) -> pd.DataFrame:
     """Evaluate a (synthetic or coreset) set under ``protocol`` for every seed and architecture.
 
     Returns a tidy table, one row per (arch, seed, metric), with the columns of
     :data:`RESULT_COLUMNS` plus ``extra`` (e.g. ``segments=5``) as constant columns. With
-    ``predictions_dir``, each network's per-sample logits are kept there (:func:`predictions_file`).
+    ``predictions_dir``, each network's per-sample logits are kept there (:func:`predictions_file`; on the
+    training set too with ``keep_train``, and its weights with ``keep_net``).
     """
     protocol = protocol or PROTOCOLS["dc"]
     seeds = list(seeds)
@@ -177,6 +179,7 @@ def evaluate_set(data: Dataset, x: Tensor, y: Tensor, *, method: str, ipc: int,
             keep = predictions_file(predictions_dir, method, ipc, proto, seed) if predictions_dir is not None else None
             res = train_and_test(data, x, y, proto, seed, checkpoint=ckpt, progress=progress,
                                  desc=f"{method} ipc{ipc} {arch} s{seed}", keep=keep, keep_train=keep_train,
+                                 keep_net=keep_net,
                                  keep_info={"method": method, "ipc": ipc, "arch": arch})
             for metric, value in res.items():
                 rows.append({"dataset": data.name, "method": method, "ipc": ipc, "seed": seed,

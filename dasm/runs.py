@@ -187,12 +187,13 @@ def load_run_set(path: str | os.PathLike, *, import_format: str | None = None, d
 
 def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu", seeds: list[int] = (0, 1, 2),
                  archs: list[str] | None = None, epochs: int | None = None, progress: bool = True,
-                 syn: SyntheticSet | None = None) -> pd.DataFrame:
+                 syn: SyntheticSet | None = None, keep_train: bool = False) -> pd.DataFrame:
     """Evaluate the set of a run under ``preset``'s protocol, append to its ``results.csv``, return its rows.
 
     The returned rows are those of ``seeds`` x ``archs`` under this protocol, whether trained now or
     earlier: (seed, arch, protocol) combinations already in the table, with their per-sample predictions
-    under ``predictions/``, are not trained again.
+    under ``predictions/``, are not trained again. ``keep_train`` keeps each network's predictions on the
+    training images too (what the difficulty histograms split by), 1.2 MB an evaluation on Fashion-MNIST.
     """
     if syn is None:
         syn, folder = load_run_set(path)
@@ -215,7 +216,7 @@ def evaluate_run(path: str | os.PathLike, data: Dataset, *, preset: str = "cpu",
         df = evaluate_set(data, x.to(data.device), y.to(data.device), method=method, ipc=syn.ipc,
                           protocol=proto, seeds=todo, progress=progress,
                           checkpoint_dir=folder / "eval-checkpoints", predictions_dir=folder / PREDICTIONS,
-                          preset=preset, factor=syn.factor, segments=len(syn.segments), **split_columns(data))
+                          keep_train=keep_train, preset=preset, factor=syn.factor, segments=len(syn.segments), **split_columns(data))
         append_results(df[~df["seed"].isin(rows)], table_path)
     done = pd.read_csv(table_path) if table_path.exists() else done
     ids = [protocol.with_arch(a).id for a in archs or [protocol.arch]]
@@ -241,7 +242,7 @@ def full_data_run(data: Dataset, out: str | os.PathLike, *, seeds: list[int] = (
     if todo:
         df = evaluate_set(data, data.x_train, data.y_train, method="full", ipc=n, protocol=protocol, seeds=todo,
                           progress=progress, checkpoint_dir=out / "checkpoints", predictions_dir=out / PREDICTIONS,
-                          keep_train=True)
+                          keep_train=True, keep_net=True)
         done = append_results(df[~df["seed"].isin(rows)], table_path)
     return done[(done["protocol"] == protocol.id) & done["seed"].astype(int).isin(list(seeds))].reset_index(drop=True)
 
@@ -286,7 +287,8 @@ def cell_folder(root: str | os.PathLike, data: Dataset, cell: Cell, preset: str 
 
 def run_cell(data: Dataset, cell: Cell, root: str | os.PathLike, *, preset: str = "cpu",
              eval_seeds: list[int] | None = None, archs: list[str] | None = None, epochs: int | None = None,
-             progress: bool = True, should_stop: Callable[[], bool] | None = None) -> pd.DataFrame:
+             progress: bool = True, should_stop: Callable[[], bool] | None = None,
+             keep_train: bool = False) -> pd.DataFrame:
     """Distill (or select) one cell into its folder under ``root`` and evaluate it (``eval_seeds``, default
     the cell's own seed); return its rows: the distillation time and every evaluation asked for.
     Done work is skipped; a cell stopped by ``should_stop`` returns no rows (its checkpoint waits)."""
@@ -296,7 +298,7 @@ def run_cell(data: Dataset, cell: Cell, root: str | os.PathLike, *, preset: str 
     if not (out / "synthetic.pt").exists():
         return pd.DataFrame()
     rows = evaluate_run(out, data, preset=preset, seeds=eval_seeds or [cell.seed], archs=archs, epochs=epochs,
-                        progress=progress)
+                        progress=progress, keep_train=keep_train)
     table = pd.read_csv(out / "results.csv")
     timing = table[(table.protocol == "distill") & (table.seed == cell.seed)].groupby("metric").tail(1)
     return pd.concat([timing, rows], ignore_index=True).assign(run=str(out))

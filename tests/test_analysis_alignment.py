@@ -144,3 +144,78 @@ def test_plot_has_labels_and_one_line_per_set(small):
     single = plot_alignment(tables[0].drop(columns="set"))
     assert len(single.get_axes()[0].get_lines()) == 1
     matplotlib.pyplot.close("all")
+
+
+def test_alignment_table_has_the_controls_and_the_full_data_as_reference(small):
+    from dasm.analysis.alignment import alignment_table
+
+    net = _net(6)
+    scores = torch.rand(len(small.y_train), generator=torch.Generator().manual_seed(3))
+    sets = {name: (small.x_train[ix], small.y_train[ix]) for name, ix in
+            (("random", torch.cat([small.class_index[c][:2] for c in range(10)])),
+             ("idc-starts", torch.cat([small.class_index[c][2:4] for c in range(10)])),
+             ("idc", torch.cat([small.class_index[c][4:5] for c in range(10)])))}
+    table = alignment_table(net, small, sets, scores, seed=2)
+    assert list(table.columns) == ["set", "seed", "index", "label", "score", "decile", "cosine"]
+    assert set(table["set"]) == {"random", "idc-starts", "idc", "full"} and (table["seed"] == 2).all()
+    assert (table.groupby("set").size() == len(small.y_train)).all()
+    # full: the class gradient of all real data of the class, i.e. the whole class given as the set
+    whole = gradient_alignment(net, small, small.x_train, small.y_train, scores)
+    full = table[table["set"] == "full"].set_index("index")
+    assert np.allclose(full.loc[whole["index"], "cosine"], whole["cosine"], atol=1e-6)
+    # each set's rows are what gradient_alignment gives for that set alone (the real gradients are shared)
+    alone = gradient_alignment(net, small, *sets["idc"], scores)
+    mine = table[table["set"] == "idc"].set_index("index")
+    assert np.allclose(mine.loc[alone["index"], "cosine"], alone["cosine"], atol=1e-6)
+    assert (mine.loc[alone["index"], "decile"].to_numpy() == alone["decile"].to_numpy()).all()
+
+
+def test_alignment_numbers_and_curves_pair_over_seeds(small):
+    from dasm.analysis.alignment import alignment_curves, alignment_numbers
+
+    rows = []
+    for seed in (0, 1):
+        for name, easy, hard in (("full", 0.9, 0.8), ("random", 0.8, 0.75), ("idc", 0.8, 0.5 + 0.1 * seed)):
+            for decile in range(10):
+                rows.append({"set": name, "seed": seed, "index": decile, "label": 0, "score": float(decile),
+                             "decile": decile, "cosine": easy if decile < 5 else hard})
+    table = pd.DataFrame(rows)
+    numbers = alignment_numbers(table)
+
+    def value(name, seed, metric, baseline=""):
+        sel = numbers[(numbers["set"] == name) & (numbers["seed"] == seed) & (numbers["metric"] == metric)
+                      & (numbers["baseline"] == baseline)]
+        return sel["value"].item()
+    assert value("idc", 0, "drop") == pytest.approx(0.3) and value("idc", 1, "drop") == pytest.approx(0.2)
+    assert value("idc", 0, "drop_gap", "full") == pytest.approx(0.2)
+    assert value("idc", 1, "drop_gap", "random") == pytest.approx(0.15)
+    assert value("idc", 1, "drop_gap", "full") == pytest.approx(0.1)
+    assert value("full", 0, "drop_gap", "full") == 0.0
+    curves = alignment_curves(table)
+    idc9 = curves[(curves["set"] == "idc") & (curves["decile"] == 9)].iloc[0]
+    assert idc9["seeds"] == 2 and idc9["mean"] == pytest.approx(0.55)
+    assert idc9["hi"] - idc9["lo"] == pytest.approx(2 * np.std([0.5, 0.6], ddof=1))   # ± std over seeds
+    fig = plot_alignment(table)
+    (ax,) = fig.get_axes()
+    styles = {ln.get_label().split()[0]: ln.get_linestyle() for ln in ax.get_lines()}
+    assert styles == {"full": ":", "random": "--", "idc": "-"}
+    assert "std over 2 seeds" in ax.get_title()
+    matplotlib.pyplot.close("all")
+
+
+def test_the_small_summary_redraws_the_figure_and_gives_the_same_numbers(tmp_path):
+    from dasm.analysis.alignment import alignment_curves, alignment_numbers
+
+    g = torch.Generator().manual_seed(0)
+    rows = [{"set": name, "seed": seed, "index": i, "label": i % 3, "score": float(i), "decile": i % 10,
+             "cosine": float(torch.rand(1, generator=g))} for name in ("full", "random", "idc") for seed in (0, 1)
+            for i in range(60)]
+    table = pd.DataFrame(rows)
+    path = tmp_path / "summary.csv"
+    alignment_summary(table).to_csv(path, index=False)
+    summary = pd.read_csv(path)
+    assert len(summary) == 3 * 2 * 10                                  # per set, seed and decile
+    pd.testing.assert_frame_equal(alignment_numbers(summary), alignment_numbers(table))
+    pd.testing.assert_frame_equal(alignment_curves(summary), alignment_curves(table))
+    assert len(plot_alignment(summary).get_axes()[0].get_lines()) == 3
+    matplotlib.pyplot.close("all")

@@ -127,3 +127,79 @@ def test_plot_thumbnails_add_annotation_boxes(net, digits, two_segments):
     assert len(boxes) == 40
     with pytest.raises(ValueError, match="thumbnails"):
         plot_embedding(t, thumbnails=two_segments.images[:3])
+
+
+def _real_set(digits, start: int, method: str, seed: int = 0) -> SyntheticSet:
+    idx = torch.cat([ix[start:start + 2] for ix in digits.class_index])
+    return SyntheticSet(digits.x_train[idx].clone(), digits.y_train[idx].clone(), 10,
+                        meta={"dataset": "digits", "method": method, "seed": seed, "indices": idx})
+
+
+def test_sets_table_maps_the_real_data_alone_and_places_every_set_into_it(net, digits, scores):
+    from dasm.analysis.embeddings import SETS_COLUMNS, embedding_sets_table
+
+    sets = {("random", 0): _real_set(digits, 0, "random"), ("idc-starts", 0): _real_set(digits, 2, "idc-starts"),
+            ("idc", 0): _real_set(digits, 4, "idc")}
+    t = embedding_sets_table(net, digits, sets, scores, method="pca", max_real=10**6, neighbours=1)
+    assert list(t.columns) == SETS_COLUMNS
+    real = t[t["kind"] == "real"]
+    assert len(real) == len(digits.y_train) and (real["set"] == "real").all() and real["seed"].isna().all()
+    assert set(t.loc[t["kind"] == "synthetic", "set"]) == {"random", "idc-starts", "idc"}
+    # the map is the real data's: the real points do not move when the sets change
+    alone = embedding_sets_table(net, digits, {("idc", 0): sets[("idc", 0)]}, scores, method="pca", max_real=10**6)
+    assert np.allclose(alone.loc[alone["kind"] == "real", ["x", "y"]], real[["x", "y"]])
+    # a set of real images sits on its own real points, and its nearest real neighbour is itself
+    syn = t[t["set"] == "random"]
+    own = real.set_index("index").loc[sets[("random", 0)].meta["indices"].numpy()]
+    assert np.allclose(syn[["x", "y"]].to_numpy(), own[["x", "y"]].to_numpy(), atol=1e-9)
+    assert np.allclose(syn["percentile"].to_numpy(), own["percentile"].to_numpy())
+    # neighbours are of the image's own class: images relabelled c+1 sit by their nearest real c+1, not themselves
+    from dasm.coreset import embed_dataset
+
+    base = sets[("random", 0)]
+    swapped = SyntheticSet(base.images.clone(), (base.labels + 1) % 10, 10, meta={"dataset": "digits", "seed": 0})
+    got = embedding_sets_table(net, digits, {("idc", 0): swapped}, scores, method="pca", max_real=10**6, neighbours=1)
+    got = got[got["kind"] == "synthetic"]["percentile"].to_numpy()
+    f_syn = embed_dataset(net, swapped.images, digits.normalize).double()
+    for i, c in enumerate(swapped.labels.tolist()):
+        mine = real[real["label"] == c]
+        f_real = embed_dataset(net, digits.x_train[torch.tensor(mine["index"].to_numpy())], digits.normalize)
+        assert got[i] == pytest.approx(mine["percentile"].to_numpy()[torch.cdist(f_syn[i:i + 1], f_real.double()).argmin()])
+    # within-class percentiles: 0 for the easiest image of a class, 100 for the hardest
+    first = real[real["label"] == 0]
+    assert first.loc[first["score"].idxmin(), "percentile"] == 0.0 and first["percentile"].max() == 100.0
+
+
+def test_sets_numbers_and_panels_keep_the_real_points_visible(net, digits, scores, tmp_path, monkeypatch):
+    from dasm.analysis.embeddings import embedding_numbers, embedding_sets_table, plot_embedding_sets
+
+    sets = {(m, s): _real_set(digits, 2 * k + 6 * s, m, s) for s in (0, 1)
+            for k, m in enumerate(("random", "idc-starts", "idc"))}
+    t = embedding_sets_table(net, digits, sets, scores, method="pca", max_real=200, cache_dir=tmp_path)
+    numbers = embedding_numbers(t)
+    gap = numbers[(numbers["baseline"] == "random")].set_index(["set", "seed"])["value"]
+    pct = numbers[(numbers["baseline"] == "")].set_index(["set", "seed"])["value"]
+    assert gap[("random", 0)] == 0.0
+    assert gap[("idc", 1)] == pytest.approx(pct[("idc", 1)] - pct[("random", 1)])
+    assert pct[("idc", 0)] == pytest.approx(t[(t["set"] == "idc") & (t["seed"] == 0)]["percentile"].mean())
+    path = tmp_path / "emb.csv"
+    t.to_csv(path, index=False)
+    fig = plot_embedding_sets(pd.read_csv(path))
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_title().split("\n")[0] for ax in panels] == ["random", "idc-starts", "idc"]   # controls first
+    for ax in panels:
+        real, *marks = sorted(ax.collections, key=lambda c: c.get_zorder())
+        assert len(real.get_offsets()) == 200 and real.get_zorder() < marks[0].get_zorder()   # real first, under
+        assert len(marks[0].get_offsets()) == 20                                                # seed 0 only
+        assert (marks[0].get_edgecolor()[:, :3] == 0).all()                                    # outlined
+    assert len(list(tmp_path.glob("embedding-sets-pca-*.npy"))) == 1
+    monkeypatch.setattr(embeddings, "_fit_on_real", lambda *a: (_ for _ in ()).throw(AssertionError("refitted")))
+    again = embedding_sets_table(net, digits, sets, scores, method="pca", max_real=200, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(again, t)                                   # the cache: nothing refitted
+    matplotlib_close()
+
+
+def matplotlib_close():
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -1,5 +1,6 @@
 """dasm.analysis.redundancy: balanced halves, the A/B/A+B table, gradient similarity, coverage, the plot."""
 
+import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -78,3 +79,39 @@ def test_coverage_is_zero_when_the_set_holds_the_real_samples():
     assert shifted["mean_nn_dist"].item() == pytest.approx(5.0)
     with pytest.raises(ValueError, match="same network"):
         coverage(feats, torch.zeros(3, 4), labels, labels[:3])
+
+
+def test_redundancy_over_seeds_with_the_random_control_cached_and_the_whole_set_reused(digits, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from dasm.analysis import redundancy
+    from dasm.analysis.redundancy import plot_redundancy_sets, redundancy_numbers, redundancy_sets_table
+
+    calls = []
+    real = redundancy.train_and_test
+    monkeypatch.setattr(redundancy, "train_and_test", lambda *a, **k: calls.append(k.get("seed")) or real(*a, **k))
+    sets = {("random", s): real_set(digits, 2) for s in (0, 1, 2)}
+    sets.update({("idc", s): real_set(digits, 4) for s in (0, 1, 2)})
+    whole = {("idc", s): 50.0 + s for s in (0, 1, 2)}          # the evaluation's accuracy: A+B is not trained
+    t = redundancy_sets_table(digits, sets, epochs=2, whole=whole, cache_dir=tmp_path, width=8)
+    assert len(calls) == 3 * 3 + 3 * 2 and sorted(set(calls)) == [0, 1, 2]
+    assert set(t["set"]) == {"random", "idc"} and sorted(t["seed"].unique()) == [0, 1, 2]
+    idc = t[(t["set"] == "idc") & (t["subset"] == "A+B") & (t["metric"] == "test_acc")]
+    assert idc.set_index("seed")["value"].to_dict() == {0: 50.0, 1: 51.0, 2: 52.0}
+    numbers = redundancy_numbers(t)
+    gain = numbers[(numbers["metric"] == "gain") & (numbers["baseline"] == "")].set_index(["set", "seed"])["value"]
+    gap = numbers[(numbers["metric"] == "gain") & (numbers["baseline"] == "random")].set_index(["set", "seed"])["value"]
+    for s in (0, 1, 2):
+        v = t[(t["set"] == "idc") & (t["seed"] == s) & (t["metric"] == "test_acc")].set_index("subset")["value"]
+        assert gain[("idc", s)] == pytest.approx(v["A+B"] - (v["A"] + v["B"]) / 2)
+        assert gap[("idc", s)] == pytest.approx(gain[("idc", s)] - gain[("random", s)])
+        assert gap[("random", s)] == 0.0
+    again = redundancy_sets_table(digits, sets, epochs=2, whole=whole, cache_dir=tmp_path, width=8)
+    assert len(calls) == 15                                   # the second call trains nothing
+    pd.testing.assert_frame_equal(again, t)
+    fig = plot_redundancy_sets(t)
+    left = fig.axes[0]
+    assert [x.get_text() for x in left.get_xticklabels()] == ["random", "idc"]          # the control first
+    assert any(ln.get_label() == "random's gain" for ln in left.get_lines())
+    assert "3 seeds" in left.get_title()
+    plt.close("all")

@@ -125,15 +125,15 @@ def test_figures_fast_writes_every_figure(tmp_path, capsys):
     assert main(["figures", "--fast", "--ipc", "2", "--out", str(out), "--no-progress",
                  "--results", str(extra), str(extra)]) == 0
     names = {p.name for p in out.iterdir()}
-    expected = ["difficulty_hist_loss", "difficulty_hist_loss_overlay", "difficulty_hist_forgetting",
-                "gradient_alignment", "saturation", "embedding_idc-ipc2", "embedding_dasm-ipc2",
-                "redundancy_idc-ipc2"]
+    expected = ["difficulty_hist_loss", "difficulty_hist_forgetting", "gradient_alignment", "embedding",
+                "redundancy", "saturation"]
     for stem in expected:
         assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.csv"} <= names, stem
     assert "gradient_alignment.png" in capsys.readouterr().out
-    counts = pd.read_csv(out / "difficulty_hist_loss_counts.csv")  # binned: per set, adds up to the data
-    per_sample = pd.read_csv(out / "difficulty_hist_loss.csv")
-    assert (counts.groupby("set")["count"].sum() == per_sample.groupby("set").size()).all()
+    errors = pd.read_csv(out / "difficulty_hist_loss.csv")   # every set next to its controls
+    assert {"random", "idc-starts", "idc", "dasm", "full"} <= set(errors["set"])
+    assert (errors.groupby(["set", "seed"])["n"].sum() == 1437).all()
+    assert "contrast" in set(pd.read_csv(out / "numbers.csv")["metric"])
     # figures are drawn from saved tables: the saturation table has a row per method
     saturation = pd.read_csv(out / "saturation.csv")
     assert {"random", "idc", "dasm", "herding"} <= set(saturation.method)

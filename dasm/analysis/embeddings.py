@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ..coreset import embed_dataset
 from ..data import Dataset
 from ..synthetic import SyntheticSet, check_matches
+from .controls import BASELINE, REAL, line_style, numbers_frame, paired_gap, set_order
 from .style import dasm_style
 
 METHODS = ("umap", "pca")
@@ -184,6 +185,68 @@ def _thumbnail(img: Tensor) -> np.ndarray:
     return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
 
 
+def _draw_real(fig, ax, real: pd.DataFrame, color_by: str, n_classes: int, score_label: str):
+    """Real points first, under everything else: coloured by score (grey where unknown) or by class; the
+    colour map of the class colouring is returned for the synthetic markers."""
+    import matplotlib.pyplot as plt
+
+    if color_by == "score":
+        known = real[real["score"].notna()]
+        ax.scatter(real.loc[real["score"].isna(), "x"], real.loc[real["score"].isna(), "y"], s=6,
+                   color="#bbbbbb", linewidths=0, alpha=0.6)
+        points = ax.scatter(known["x"], known["y"], c=known["score"], cmap="viridis", s=8, linewidths=0, alpha=0.8)
+        fig.colorbar(points, ax=ax, label=score_label)
+        return None
+    cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20", n_classes)
+    points = ax.scatter(real["x"], real["y"], c=real["label"], cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=8,
+                        linewidths=0, alpha=0.7)
+    bar = fig.colorbar(points, ax=ax, label="class label", ticks=range(n_classes))
+    bar.ax.tick_params(length=0)
+    return cmap
+
+
+def _draw_segments(ax, syn: pd.DataFrame, color_by: str, cmap, thumbnails: Tensor | None, zoom: float) -> list:
+    """The synthetic images on top, one marker shape and colour per segment (or thumbnails); legend handles."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+    from matplotlib.lines import Line2D
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    handles = []
+    segments = sorted(int(s) for s in syn["segment"].dropna().unique())
+    # Markers shrink as the set grows (110 pt^2 up to 50 images, ~35 at 500) so the real points stay visible.
+    size = 110.0 * min(1.0, (50 / max(len(syn), 1)) ** 0.5)
+    n_syn_classes = max(syn["label"].nunique(), 1)
+    for k in segments:
+        rows = syn[syn["segment"] == k]
+        marker = _SEGMENT_MARKERS[(k - 1) % len(_SEGMENT_MARKERS)]
+        edge = plt.get_cmap("Dark2")((k - 1) % 8) if len(segments) > 1 else "black"
+        if color_by == "label":
+            face = [cmap(int(c)) for c in rows["label"]]
+        else:  # one colour per segment (besides its shape), so small markers still tell segments apart
+            face = to_hex(edge) if len(segments) > 1 else _SYN_COLOR
+        label = f"segment {k} ({len(rows) // n_syn_classes} IPC)"
+        if thumbnails is None:
+            ax.scatter(rows["x"], rows["y"], marker=marker, s=size, c=face, edgecolors="black",
+                       linewidths=0.8 if size > 60 else 0.4, zorder=3)
+            handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=10,
+                                  markerfacecolor=face if isinstance(face, str) else "#dddddd",
+                                  markeredgecolor="black", label=label))
+            continue
+        base = 24.0 / max(thumbnails.shape[-2:])
+        for _, r in rows.iterrows():
+            image = OffsetImage(_thumbnail(thumbnails[int(r["index"])]), zoom=base * zoom,
+                                cmap="gray" if thumbnails.shape[1] == 1 else None, norm=None)
+            image.get_children()[0].set_clim(0, 1)
+            box = AnnotationBbox(image, (r["x"], r["y"]), frameon=True, pad=0.1,
+                                 bboxprops={"edgecolor": edge, "linewidth": 1.2})
+            box.set_zorder(3)
+            ax.add_artist(box)
+        handles.append(Line2D([], [], linestyle="none", marker="s", markersize=10, markerfacecolor="white",
+                              markeredgecolor=edge, label=label))
+    return handles
+
+
 def plot_embedding(table: pd.DataFrame, color_by: str = "score", thumbnails: Tensor | None = None,
                    zoom: float = 1.0, *, score_label: str = "difficulty score (higher = harder)",
                    title: str | None = None) -> Figure:
@@ -193,11 +256,9 @@ def plot_embedding(table: pd.DataFrame, color_by: str = "score", thumbnails: Ten
 
     ``thumbnails`` is the synthetic set's stored images (``syn.images``, pixels in [0, 1]); ``zoom`` scales
     them (1 draws each about 24 points wide). Colouring by score falls back to labels when no scores exist.
+    One set without controls: the diagnosis draws :func:`plot_embedding_sets`.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.colors import to_hex
-    from matplotlib.lines import Line2D
-    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
     if color_by not in ("score", "label"):
         raise ValueError(f"color_by must be 'score' or 'label', got {color_by!r}.")
@@ -216,53 +277,8 @@ def plot_embedding(table: pd.DataFrame, color_by: str = "score", thumbnails: Ten
 
     with dasm_style():
         fig, ax = plt.subplots(figsize=(6.2, 5.0))
-        if color_by == "score":
-            known = real[real["score"].notna()]
-            ax.scatter(real.loc[real["score"].isna(), "x"], real.loc[real["score"].isna(), "y"], s=6,
-                       color="#bbbbbb", linewidths=0, alpha=0.6)
-            points = ax.scatter(known["x"], known["y"], c=known["score"], cmap="viridis", s=8, linewidths=0,
-                                alpha=0.8)
-            fig.colorbar(points, ax=ax, label=score_label)
-        else:
-            cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20", n_classes)
-            points = ax.scatter(real["x"], real["y"], c=real["label"], cmap=cmap, vmin=-0.5,
-                                vmax=n_classes - 0.5, s=8, linewidths=0, alpha=0.7)
-            bar = fig.colorbar(points, ax=ax, label="class label", ticks=range(n_classes))
-            bar.ax.tick_params(length=0)
-
-        handles = []
-        segments = sorted(int(s) for s in syn["segment"].dropna().unique())
-        # Markers shrink as the set grows (110 pt^2 up to 50 images, ~35 at 500) so the real points stay visible.
-        size = 110.0 * min(1.0, (50 / max(len(syn), 1)) ** 0.5)
-        n_syn_classes = max(syn["label"].nunique(), 1)
-        for k in segments:
-            rows = syn[syn["segment"] == k]
-            marker = _SEGMENT_MARKERS[(k - 1) % len(_SEGMENT_MARKERS)]
-            edge = plt.get_cmap("Dark2")((k - 1) % 8) if len(segments) > 1 else "black"
-            if color_by == "label":
-                face = [cmap(int(c)) for c in rows["label"]]
-            else:  # one colour per segment (besides its shape), so small markers still tell segments apart
-                face = to_hex(edge) if len(segments) > 1 else _SYN_COLOR
-            ipc = len(rows) // n_syn_classes
-            label = f"segment {k} ({ipc} IPC)"
-            if thumbnails is None:
-                ax.scatter(rows["x"], rows["y"], marker=marker, s=size, c=face, edgecolors="black",
-                           linewidths=0.8 if size > 60 else 0.4, zorder=3)
-                handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=10,
-                                      markerfacecolor=face if isinstance(face, str) else "#dddddd",
-                                      markeredgecolor="black", label=label))
-            else:
-                base = 24.0 / max(thumbnails.shape[-2:])
-                for _, r in rows.iterrows():
-                    image = OffsetImage(_thumbnail(thumbnails[int(r["index"])]), zoom=base * zoom,
-                                        cmap="gray" if thumbnails.shape[1] == 1 else None, norm=None)
-                    image.get_children()[0].set_clim(0, 1)
-                    box = AnnotationBbox(image, (r["x"], r["y"]), frameon=True, pad=0.1,
-                                         bboxprops={"edgecolor": edge, "linewidth": 1.2})
-                    box.set_zorder(3)
-                    ax.add_artist(box)
-                handles.append(Line2D([], [], linestyle="none", marker="s", markersize=10,
-                                      markerfacecolor="white", markeredgecolor=edge, label=label))
+        cmap = _draw_real(fig, ax, real, color_by, n_classes, score_label)
+        handles = _draw_segments(ax, syn, color_by, cmap, thumbnails, zoom)
         if handles:
             ax.legend(handles=handles, title="synthetic images", loc="best")
             if thumbnails is not None:  # thumbnails are artists, not data: keep them inside the view
@@ -276,4 +292,194 @@ def plot_embedding(table: pd.DataFrame, color_by: str = "score", thumbnails: Ten
     return fig
 
 
-__all__ = ["embedding_table", "plot_embedding", "stratified_sample"]
+# ---------------------------------------------------------------------------------------
+# Several sets, with their controls, in the map of the real data
+# ---------------------------------------------------------------------------------------
+
+SETS_COLUMNS = COLUMNS + ["set", "seed", "percentile"]
+
+
+def _fit_on_real(real: np.ndarray, syn: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """2-D map fitted on the real features alone, the synthetic ones placed into it (PCA: projected on the real
+    data's axes; UMAP: ``transform``), so every set lands in the same map of the real data."""
+    if method == "pca":
+        f = torch.from_numpy(real).double()
+        mean = f.mean(0, keepdim=True)
+        _, _, vh = torch.linalg.svd(f - mean, full_matrices=False)
+        axes = vh[:2]
+        sign = torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
+        sign[sign == 0] = 1.0
+        axes = (axes * sign).T
+        if axes.shape[1] < 2:
+            axes = torch.cat([axes, torch.zeros(axes.shape[0], 2 - axes.shape[1], dtype=axes.dtype)], dim=1)
+        project = lambda v: ((torch.from_numpy(v).double() - mean) @ axes).numpy()  # noqa: E731
+        return project(real), project(syn) if len(syn) else np.zeros((0, 2))
+    import umap  # lazy: the first import compiles numba code for ~15 s
+
+    if len(real) < 4:
+        raise ValueError(f"UMAP needs at least 4 real points, got {len(real)}; use method='pca'.")
+    reducer = umap.UMAP(n_components=2, n_neighbors=_n_neighbors(len(real)), random_state=seed, n_jobs=1,
+                        init="spectral" if len(real) > 20 else "random")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        xy = np.asarray(reducer.fit_transform(real), dtype=np.float64)
+        return xy, np.asarray(reducer.transform(syn), dtype=np.float64) if len(syn) else np.zeros((0, 2))
+
+
+def _percentiles(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each sample's difficulty percentile within its class (0 = easiest, 100 = hardest; 50 for a lone sample)."""
+    out = np.full(len(scores), np.nan)
+    for c in np.unique(labels):
+        ix = np.nonzero(labels == c)[0]
+        ranks = pd.Series(scores[ix]).rank(method="average").to_numpy()
+        out[ix] = 50.0 if len(ix) == 1 else 100.0 * (ranks - 1) / (len(ix) - 1)
+    return out
+
+
+def _neighbour_percentile(real_f: Tensor, real_y: np.ndarray, real_pct: np.ndarray, syn_f: Tensor,
+                          syn_y: np.ndarray, k: int) -> np.ndarray:
+    """Mean within-class difficulty percentile of the ``k`` nearest real images of the same class, per synthetic
+    image, in feature space (NaN where the class has no real image)."""
+    out = np.full(len(syn_y), np.nan)
+    for c in np.unique(syn_y):
+        si, ri = np.nonzero(syn_y == c)[0], np.nonzero(real_y == c)[0]
+        if len(ri) == 0:
+            continue
+        dist = torch.cdist(syn_f[si].double(), real_f[ri].double(), compute_mode="donot_use_mm_for_euclid_dist")
+        near = dist.topk(min(k, len(ri)), dim=1, largest=False).indices.numpy()
+        out[si] = real_pct[ri][near].mean(1)
+    return out
+
+
+def embedding_sets_table(net: nn.Module, data: Dataset, sets: dict[tuple[str, int], SyntheticSet],
+                         scores: Tensor | None = None, method: str = "umap", max_real: int = 2000, seed: int = 0,
+                         cache_dir: str | Path | None = None, neighbours: int = 10) -> pd.DataFrame:
+    """One map of the real data (``net.embed`` features of up to ``max_real`` real training images, stratified,
+    seeded, fitted alone) with the stored images of every set placed into it: one row per point.
+
+    ``sets`` maps ``(set name, seed)`` to a set; name the controls ``random`` and ``<base>-starts``. Columns:
+    those of :func:`embedding_table` plus ``set`` (``real`` for real points), ``seed`` (NaN for real points)
+    and ``percentile``: for a real point its within-class difficulty percentile under ``scores`` (full-data
+    difficulty; 100 = hardest), for a synthetic image the mean percentile of its ``neighbours`` nearest real
+    images of its class in feature space (where in difficulty the image sits). With ``cache_dir`` the 2-D
+    coordinates are reused for the same features, method and seed.
+    """
+    method = method.strip().lower()
+    if method not in METHODS:
+        raise ValueError(f"Unknown embedding method {method!r}; choose one of {', '.join(METHODS)}.")
+    if scores is not None:
+        scores = scores.detach().flatten().cpu().double()
+        if len(scores) != len(data.y_train):
+            raise ValueError(f"scores has {len(scores)} values but {data.name} has {len(data.y_train)} training "
+                             "samples: pass one score per training sample.")
+    for syn in sets.values():
+        check_matches(syn, data)
+    real_idx = stratified_sample(data.y_train, max_real, seed)
+    dev = _net_device(net)
+    real_f = embed_dataset(net, data.x_train[real_idx.to(data.device)].to(dev), data.normalize).flatten(1).float().cpu()
+    syn_f = [embed_dataset(net, syn.images.detach().to(dev), data.normalize).flatten(1).float().cpu()
+             for syn in sets.values()]
+    syn_all = torch.cat(syn_f) if syn_f else torch.zeros(0, real_f.shape[1])
+    real_y = data.y_train.cpu()[real_idx].numpy().astype(np.int64)
+    real_pct = _percentiles(scores[real_idx].numpy(), real_y) if scores is not None else np.full(len(real_y), np.nan)
+    frames = [pd.DataFrame({"kind": "real", "index": real_idx.numpy(), "label": real_y,
+                            "score": scores[real_idx].numpy() if scores is not None else np.nan, "segment": np.nan,
+                            "set": REAL, "seed": np.nan, "percentile": real_pct})]
+    for ((name, s), syn), feats in zip(sets.items(), syn_f):
+        segment = np.full(len(syn.labels), np.nan)
+        for k, (a, b) in enumerate(syn.segments):
+            segment[a:b] = k + 1
+        y = syn.labels.cpu().numpy().astype(np.int64)
+        frames.append(pd.DataFrame({"kind": "synthetic", "index": np.arange(len(y)), "label": y, "score": np.nan,
+                                    "segment": segment, "set": str(name), "seed": float(s),
+                                    "percentile": _neighbour_percentile(real_f, real_y, real_pct, feats, y, neighbours)}))
+    table = pd.concat(frames, ignore_index=True)
+    table[["x", "y"]] = _cached_fit(real_f.numpy(), syn_all.numpy(), method, seed, cache_dir)
+    return table[SETS_COLUMNS]
+
+
+def _cached_fit(real: np.ndarray, syn: np.ndarray, method: str, seed: int, cache_dir: str | Path | None) -> np.ndarray:
+    """(N_real + N_syn, 2) coordinates of :func:`_fit_on_real`, kept in ``cache_dir`` under a hash of the inputs."""
+    file = None
+    if cache_dir is not None:
+        key = _cache_key(np.concatenate([real, syn]), f"{method}-fit-real/{len(real)}", seed)
+        file = Path(cache_dir) / f"embedding-sets-{method}-seed{seed}-{key}.npy"
+        if file.exists():
+            cached = np.load(file)
+            if cached.shape == (len(real) + len(syn), 2):
+                return cached
+    r, s = _fit_on_real(real, syn, method, seed)
+    xy = np.concatenate([r, s]).astype(np.float64)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(file.name + ".tmp.npy")
+        np.save(tmp, xy)
+        tmp.replace(file)
+    return xy
+
+
+def embedding_numbers(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """Per set and seed (:func:`~dasm.analysis.controls.numbers_frame`): ``neighbour_percentile``, the mean
+    within-class difficulty percentile of the real images nearest the set's images (50 = typical, lower =
+    among the easy ones), and its gap to the ``baseline`` set on the same seed."""
+    syn = table[table["kind"] == "synthetic"]
+    per = syn.groupby(["set", "seed"])["percentile"].mean().rename("neighbour_percentile").reset_index()
+    per["gap"] = paired_gap(per, "neighbour_percentile", ["seed"], baseline)
+    rows = []
+    for r in per.itertuples(index=False):
+        common = {"figure": "embedding", "set": r.set, "seed": int(r.seed), "metric": "neighbour_percentile"}
+        rows += [{**common, "value": float(r.neighbour_percentile)},
+                 {**common, "baseline": baseline, "value": float(r.gap)}]
+    return numbers_frame(rows)
+
+
+def _set_panel(ax, real: pd.DataFrame, syn: pd.DataFrame, name: str):
+    """One set's panel: every real point first (coloured by difficulty percentile), the set's images on top,
+    outlined, one marker shape per segment."""
+    size = 70.0 * min(1.0, (50 / max(len(syn), 1)) ** 0.5)
+    points = ax.scatter(real["x"], real["y"], c=real["percentile"], cmap="viridis", vmin=0, vmax=100, s=9,
+                        linewidths=0, alpha=0.55, zorder=1)
+    color = line_style(name)["color"]
+    for k in sorted(int(v) for v in syn["segment"].dropna().unique()) or [None]:
+        rows = syn if k is None else syn[syn["segment"] == k]
+        marker = _SEGMENT_MARKERS[(k - 1) % len(_SEGMENT_MARKERS)] if k is not None else "o"
+        ax.scatter(rows["x"], rows["y"], marker=marker, s=size, c=color, edgecolors="black", linewidths=0.6,
+                   zorder=3, label=f"segment {k}" if k is not None and syn["segment"].nunique() > 1 else None)
+    pct = syn["percentile"].mean()
+    ax.set_title(f"{name}" + ("" if np.isnan(pct) else f"\nneighbours at percentile {pct:.0f}"))
+    if syn["segment"].nunique() > 1:
+        ax.legend(loc="best", fontsize=7)
+    return points
+
+
+def plot_embedding_sets(table: pd.DataFrame, seed: int | None = None,
+                        score_label: str = "difficulty percentile\nwithin class (full data)") -> Figure:
+    """Draw an :func:`embedding_sets_table`: one panel per set of ``seed`` (default: the smallest), controls
+    first, all in the same map; the real points in every panel, drawn first and coloured by difficulty, the
+    set's images on top with outlines."""
+    import matplotlib.pyplot as plt
+
+    missing = set(SETS_COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}; make it with embedding_sets_table().")
+    real = table[table["kind"] == "real"]
+    syn = table[table["kind"] == "synthetic"]
+    if syn.empty:
+        raise ValueError("The table holds no set to draw.")
+    seed = int(syn["seed"].min()) if seed is None else int(seed)
+    syn = syn[syn["seed"] == seed]
+    names = set_order(syn["set"])
+    with dasm_style():
+        fig, axes = plt.subplots(1, len(names), sharex=True, sharey=True, squeeze=False, layout="constrained",
+                                 figsize=(3.0 * len(names) + 1.2, 3.6))
+        for ax, name in zip(axes[0], names):
+            points = _set_panel(ax, real, syn[syn["set"] == name], name)
+            ax.set_xlabel("dimension 1 (a.u.)")
+        axes[0][0].set_ylabel("dimension 2 (a.u.)")
+        fig.colorbar(points, ax=list(axes[0]), label=score_label, fraction=0.03, pad=0.02)
+        fig.suptitle(f"Sets among {len(real)} real images (feature map of the real data; seed {seed})")
+    return fig
+
+
+__all__ = ["embedding_table", "plot_embedding", "stratified_sample", "embedding_sets_table", "embedding_numbers",
+           "plot_embedding_sets"]

@@ -9,6 +9,7 @@ covers each class in feature space (:func:`coverage`).
 from __future__ import annotations
 
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,10 @@ from torch import Tensor, nn
 
 from ..data import Dataset
 from ..evaluate import Protocol, train_and_test
+from ..files import load_or_compute
 from ..synthetic import SyntheticSet, check_matches, decode
 from ..train import Recipe
+from .controls import BASELINE, content_key, line_style, numbers_frame, paired_gap, set_order
 from .style import dasm_style, method_color
 
 SUBSETS = ("A", "B", "A+B")
@@ -60,13 +63,29 @@ def _subset(syn: SyntheticSet, idx: Tensor) -> tuple[Tensor, Tensor]:
     return decode(syn.images.detach()[idx], syn.factor), syn.labels[idx].repeat_interleave(syn.factor ** 2)
 
 
+def _test_accuracy(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed: int, cache_dir: str | Path | None,
+                   progress: bool, desc: str) -> float:
+    """Test accuracy of a fresh network trained on ``(x, y)`` under ``protocol``; kept in ``cache_dir`` under a hash
+    of the images, labels, protocol and seed, so a second call trains nothing."""
+    key = content_key("redundancy/1", data.name, x, y, protocol.id, seed)
+    file = None if cache_dir is None else Path(cache_dir) / f"accuracy-{key}.pt"
+    res = load_or_compute(file, lambda: {"test_acc": float(train_and_test(data, x, y, protocol, seed=seed,
+                                                                          progress=progress, desc=desc)["test_acc"])})
+    return float(res["test_acc"])
+
+
 def redundancy_table(data: Dataset, syn: SyntheticSet, epochs: int = 100, seeds: list[int] = [0], seed: int = 0,
-                     arch: str = "convnet", progress: bool = False, **net_kwargs: object) -> pd.DataFrame:
+                     arch: str = "convnet", progress: bool = False, *, protocol: Protocol | None = None,
+                     whole: dict[int, float] | None = None, cache_dir: str | Path | None = None,
+                     **net_kwargs: object) -> pd.DataFrame:
     """Test accuracy of fresh ``arch`` networks trained (evaluation recipe, DSA) on half A, half B and A+B of
     ``syn`` (halves from :func:`split_halves` with ``seed``), for each training seed in ``seeds``.
 
     Long rows ``subset, seed, metric, value, ipc, method``: ``test_acc`` (percent) per subset and seed, and
     ``gain`` (A+B minus the mean of the halves, percentage points; low gain = redundant halves) per seed.
+    ``protocol`` replaces ``epochs``/``arch``/``net_kwargs`` (e.g. the preset's protocol of the set's method);
+    ``whole[seed]`` is the accuracy of the whole set already measured with that protocol and seed (its
+    evaluation), so A+B is not trained again; ``cache_dir`` keeps every trained accuracy.
     """
     seeds = list(seeds)
     if not seeds:
@@ -74,20 +93,67 @@ def redundancy_table(data: Dataset, syn: SyntheticSet, epochs: int = 100, seeds:
     check_matches(syn, data)
     a, b = split_halves(syn, seed)
     both = torch.sort(torch.cat([a, b])).values
-    protocol = Protocol(arch=arch, recipe=Recipe(epochs=epochs), net_kwargs=tuple(sorted(net_kwargs.items())))
+    if protocol is None:
+        protocol = Protocol(arch=arch, recipe=Recipe(epochs=epochs), net_kwargs=tuple(sorted(net_kwargs.items())))
     method = str(syn.meta.get("method", "synthetic"))
     rows = []
     for s in seeds:
         acc = {}
         for name, idx in zip(SUBSETS, (a, b, both)):
-            x, y = _subset(syn, idx)
-            res = train_and_test(data, x, y, protocol, seed=s, progress=progress, desc=f"redundancy {name} s{s}")
-            acc[name] = res["test_acc"]
-            rows.append({"subset": name, "seed": s, "metric": "test_acc", "value": res["test_acc"],
+            if name == "A+B" and whole is not None and s in whole and len(both) == len(syn.labels):
+                acc[name] = float(whole[s])
+            else:
+                acc[name] = _test_accuracy(data, *_subset(syn, idx), protocol, s, cache_dir, progress,
+                                           f"redundancy {name} s{s}")
+            rows.append({"subset": name, "seed": s, "metric": "test_acc", "value": acc[name],
                          "ipc": len(idx) // syn.num_classes, "method": method})
         rows.append({"subset": "A+B", "seed": s, "metric": "gain", "value": acc["A+B"] - (acc["A"] + acc["B"]) / 2,
                      "ipc": len(both) // syn.num_classes, "method": method})
     return pd.DataFrame(rows)
+
+
+def redundancy_sets_table(data: Dataset, sets: dict[tuple[str, int], SyntheticSet], *,
+                          protocols: dict[str, Protocol] | None = None, epochs: int = 100,
+                          train_seeds: list[int] | None = None, whole: dict[tuple[str, int], float] | None = None,
+                          cache_dir: str | Path | None = None, progress: bool = False,
+                          **net_kwargs: object) -> pd.DataFrame:
+    """:func:`redundancy_table` of every set, with a ``set`` column: ``sets`` maps ``(set name, seed)`` to a set
+    (name the control ``random``); each is split into halves with its seed and trained with that seed, or with
+    every seed of ``train_seeds`` (one set per method, seeds over training). ``protocols[name]`` is the
+    protocol of a set (default: ``epochs`` of the evaluation recipe), ``whole[(name, seed)]`` its measured
+    accuracy (:func:`redundancy_table`'s ``whole``)."""
+    frames = []
+    for (name, s), syn in sets.items():
+        if syn.ipc < 2:
+            continue   # one image per class cannot be halved
+        seeds = [s] if train_seeds is None else list(train_seeds)
+        known = {t: whole[(name, t)] for t in seeds if whole and (name, t) in whole}
+        t = redundancy_table(data, syn, epochs=epochs, seeds=seeds, seed=s, progress=progress,
+                             protocol=(protocols or {}).get(name), whole=known or None, cache_dir=cache_dir,
+                             **net_kwargs)
+        frames.append(t.assign(set=str(name), split_seed=int(s)))
+    if not frames:
+        raise ValueError("No set holds two or more images per class: nothing to halve.")
+    return pd.concat(frames, ignore_index=True)
+
+
+def redundancy_numbers(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """Per set and seed (:func:`~dasm.analysis.controls.numbers_frame`): ``whole_acc`` (A+B), ``halves_acc`` (mean
+    of A and B), ``gain`` (their difference: what the second half adds; low = redundant) and the gain's gap to
+    the ``baseline`` set on the same seed (negative: the set's halves share more than random halves do)."""
+    acc = table[table["metric"] == "test_acc"]
+    per = acc.pivot_table(index=["set", "seed"], columns="subset", values="value", aggfunc="mean").reset_index()
+    per["halves_acc"] = (per["A"] + per["B"]) / 2
+    per["gain"] = per["A+B"] - per["halves_acc"]
+    per["gap"] = paired_gap(per, "gain", ["seed"], baseline)
+    rows = []
+    for r in per.to_dict("records"):
+        common = {"figure": "redundancy", "set": r["set"], "seed": int(r["seed"])}
+        rows += [{**common, "metric": "whole_acc", "value": float(r["A+B"])},
+                 {**common, "metric": "halves_acc", "value": float(r["halves_acc"])},
+                 {**common, "metric": "gain", "value": float(r["gain"])},
+                 {**common, "metric": "gain", "baseline": baseline, "value": float(r["gap"])}]
+    return numbers_frame(rows)
 
 
 def _flat_grad(net: nn.Module, params: list[nn.Parameter], x: Tensor, y: Tensor) -> Tensor:
@@ -191,4 +257,48 @@ def plot_redundancy(table: pd.DataFrame) -> Figure:
     return fig
 
 
-__all__ = ["split_halves", "redundancy_table", "gradient_similarity", "coverage", "plot_redundancy"]
+def plot_redundancy_sets(table: pd.DataFrame, baseline: str = BASELINE) -> Figure:
+    """Draw a :func:`redundancy_sets_table`: per set (controls first), the gain of A+B over its halves (bar = mean,
+    whisker = std over seeds, dots = seeds; the ``baseline`` set's mean as a dashed line), and beside it the
+    accuracies of the halves and of A+B."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    numbers = redundancy_numbers(table, baseline)
+    per = numbers[numbers["baseline"] == ""].pivot_table(index=["set", "seed"], columns="metric",
+                                                         values="value").reset_index()
+    names = set_order(per["set"])
+    with dasm_style():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(4.0 + 1.4 * len(names), 3.8),
+                                          gridspec_kw={"width_ratios": [1, 1.3]})
+        for i, name in enumerate(names):
+            rows, color = per[per["set"] == name], line_style(name)["color"]
+            hatch = "//" if line_style(name)["linestyle"] != "-" else None
+            left.bar(i, rows["gain"].mean(), yerr=rows["gain"].std() if len(rows) > 1 else 0, color=color,
+                     alpha=0.45, hatch=hatch, edgecolor="black", linewidth=0.6, capsize=4)
+            left.scatter([i] * len(rows), rows["gain"], color=color, edgecolors="black", s=16, zorder=3)
+            for j, (metric, shade) in enumerate((("halves_acc", 0.4), ("whole_acc", 0.9))):
+                right.bar(i + (j - 0.5) * 0.38, rows[metric].mean(), width=0.36, color=color, alpha=shade,
+                          yerr=rows[metric].std() if len(rows) > 1 else 0, capsize=3, edgecolor="black",
+                          linewidth=0.5)
+        if baseline in names:
+            left.axhline(per.loc[per["set"] == baseline, "gain"].mean(), linestyle="--", linewidth=1.2,
+                         color=line_style(baseline)["color"], label=f"{baseline}'s gain")
+            left.legend(loc="best")
+        seeds = int(per.groupby("set")["seed"].nunique().max())
+        for ax in (left, right):
+            ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 3 else 0, ha="right"
+                          if len(names) > 3 else "center")
+        left.set_ylabel("gain of A+B over its halves (points)")
+        left.set_title(f"What the second half adds ({seeds} seed{'s' if seeds != 1 else ''})")
+        right.set_ylabel("test accuracy (%)")
+        right.set_ylim(0, min(100.0, float(per[["halves_acc", "whole_acc"]].max().max()) * 1.25 + 1))
+        right.legend(handles=[Patch(facecolor="0.4", alpha=a, edgecolor="black", label=t)
+                              for a, t in ((0.4, "halves A, B (mean)"), (0.9, "A+B"))], loc="upper left", ncol=2)
+        right.set_title("Accuracy of the halves and the whole set")
+        fig.tight_layout()
+    return fig
+
+
+__all__ = ["split_halves", "redundancy_table", "redundancy_sets_table", "redundancy_numbers", "gradient_similarity",
+           "coverage", "plot_redundancy", "plot_redundancy_sets"]
