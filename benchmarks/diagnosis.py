@@ -58,8 +58,8 @@ def archive(data: Dataset, runs: Path, preset: str, method: str, ipc: int, seed:
 def report(data: Dataset, preset: str = "cpu") -> pd.DataFrame | None:
     """Rebuild the by-difficulty table, its figure and the bias contrasts from the archived cells."""
     records = load_archive(archive_dir(data.name, preset))
-    if sum(r["method"] == "full" for r in records) < 2:
-        print("by-difficulty table waits for two full-data networks", flush=True)
+    if sum(r["method"] == "full" for r in records) < 2 or all(r["method"] == "full" for r in records):
+        print("the by-difficulty table waits for two full-data networks and a set", flush=True)
         return None
     table = by_difficulty_table(records, data.y_test.cpu(), dataset=data.name)
     table.to_csv(table_path("by_difficulty", data.name, preset), index=False)
