@@ -28,8 +28,8 @@ KERNEL_NAME = "dasm-test-python"
 COMMON = {"DATASET": "digits", "IPC": 2, "ITERATIONS": 1, "EVAL_EPOCHS": 2, "SEEDS": [0], "DEVICE": "cpu"}
 OVERRIDES: dict[str, dict] = {
     "00_quickstart": {},
-    "01_easy_sample_bias": {"REFERENCE_EPOCHS": 1, "FORGETTING_EPOCHS": 2, "SET_EPOCHS": 2,
-                            "MAX_PER_CLASS": 8, "EMBEDDING": "pca", "MAX_REAL": 200},
+    "01_easy_sample_bias": {"REFERENCE_EPOCHS": 1, "REFERENCE_WIDTH": 16, "MAX_PER_CLASS": 8, "EMBEDDING": "pca",
+                            "MAX_REAL": 200},
     "02_sequential_distillation": {"SEGMENTS": 2, "PROBE_EPOCHS": 2, "AUTORUN": True},
     "03_saturation_over_ipc": {"IPCS": [1, 2], "METHODS": ["random", "idc", "dasm"], "SEGMENTS": 2,
                                "FULL_EPOCHS": 1},
