@@ -30,7 +30,7 @@ from .evaluate import REAL_RECIPES, Protocol, append_results, evaluate_set, pred
 from .methods import method as method_spec
 from .published import import_published
 from .pruning import static_prune
-from .sequential import dasm_distill
+from .sequential import DEFAULT_SEGMENTS, dasm_distill
 from .synthetic import (SyntheticSet, SyntheticSetError, check_matches, images_at, initial_indices, mark_split,
                         new_synthetic_set)
 from .train import Recipe
@@ -268,14 +268,15 @@ class Cell:
 def grid(methods: list[str], ipcs: list[int], seeds: list[int] = (0,), **overrides: object) -> list[Cell]:
     """Every (method, IPC, seed) cell, each with the ``overrides`` its method takes (``None`` dropped).
 
-    A segmented method gets at most one segment per image per class (``segments`` capped at the IPC).
+    A segmented method gets at most one segment per image per class (``segments``, given or
+    :data:`~dasm.sequential.DEFAULT_SEGMENTS`, capped at the IPC).
     """
     cells = []
     for ipc in ipcs:
         for name in methods:
             over = applicable(name, overrides)
-            if method_spec(name).segments and "segments" in over:
-                over["segments"] = min(int(over["segments"]), ipc)
+            if method_spec(name).segments:   # the given number, or DasmConfig's default, at most the IPC
+                over["segments"] = min(int(over.get("segments", DEFAULT_SEGMENTS)), ipc)
             cells += [Cell(method_spec(name).name, ipc, seed, tuple(sorted(over.items()))) for seed in seeds]
     return cells
 

@@ -57,6 +57,7 @@ from .train import Recipe, accuracy, predict, train_model
 
 INIT_FROM = ("pool", "all")
 MATCH_NETS = ("fresh", "probe")
+DEFAULT_SEGMENTS = 5
 MODES = ("own", "complement", "joint")
 
 
@@ -94,7 +95,7 @@ class DasmConfig:
     """
 
     base: DistillConfig
-    segments: int = 5
+    segments: int = DEFAULT_SEGMENTS
     sizes: tuple[int, ...] | None = None
     score: str = "loss"
     policy: str = "window"

@@ -103,6 +103,7 @@ def test_full_data_run_skips_done_seeds(digits, tmp_path):
 
 
 def test_the_grid_gives_each_method_its_own_settings_and_caps_segments(digits, tmp_path):
+    assert dict(grid(["dasm"], [1])[0].overrides) == {"segments": 1}   # the default 5 segments, capped too
     cells = grid(["random", "idc", "dasm"], [2], iterations=1, segments=5, probe_epochs=1)
     assert [dict(c.overrides) for c in cells] == [{}, {"iterations": 1}, {"iterations": 1, "segments": 2,
                                                                            "probe_epochs": 1}]
