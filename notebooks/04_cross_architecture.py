@@ -25,7 +25,7 @@
 # and IDC's transfer (`docs/results.md`, cross-architecture columns).
 #
 # <!-- time:start -->
-# Measured time: not measured yet (`make notebooks`).
+# Measured time: digits 12.0 min (quick profile, 2-core x86_64 CPU, 2026-12-06); Fashion-MNIST not measured yet (`python -m benchmarks.notebooks 04_cross_architecture --dataset fashion-mnist`).
 # <!-- time:end -->
 
 # %% tags=["parameters"]
