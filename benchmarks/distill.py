@@ -141,6 +141,11 @@ def headline_block() -> str:
     reading = (f"DASM minus IDC, same seed: {_paired_text(paired(results, 'dasm', 'idc', 10))} at IPC 10 and "
                f"{_paired_text(paired(results, 'dasm', 'idc', 50))} at IPC 50. IDC gains {growth:.1f} points from "
                f"IPC 10 to 50 (published: {published[2] - published[1]:.1f}), {saturation}.")
+    regime = table_path("regime", "fashion-mnist")
+    if regime.exists():
+        from benchmarks.regime import regime_reading
+
+        reading = " ".join(filter(None, [reading, regime_reading(pd.read_csv(regime))]))
     return to_markdown(headline_table(results)) + "\n\n" + reading
 
 

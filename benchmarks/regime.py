@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from benchmarks.cells import ROOT, RUNS, folder_of, runs_root, table_path
-from benchmarks.report import to_markdown, write_block
+from benchmarks.report import signed, to_markdown, write_block
 from benchmarks.tune import VAL_FRACTION
 from dasm.analysis.regime import moved, plot_regime, regime_points, set_diversity
 from dasm.config import resolve
@@ -199,6 +199,25 @@ def regime_table(table: pd.DataFrame) -> pd.DataFrame:
         out["diversity (starts)"] = [f"{d:.2f} ({s:.2f})" if pd.notna(d) else ""
                                      for d, s in zip(pts.diversity, pts.starts_diversity)]
     return out
+
+
+def regime_reading(table: pd.DataFrame, method: str = "idc") -> str:
+    """One sentence per IPC on ``method``'s own starts (real images, the preset's lr_img): its validation gain
+    over its starts at each iteration budget measured, with seeds; empty before any such point exists."""
+    pts = regime_points(table)
+    if "gain" not in pts:
+        return ""
+    pts = pts[(pts.method == method) & (pts.init == "preset") & (pts.lr_mult == 1.0)] if "lr_mult" in pts else \
+        pts.iloc[:0]
+    parts = []
+    for ipc, part in pts.dropna(subset=["gain"]).groupby("ipc"):
+        steps = [f"{signed(g.gain.mean())} after {int(it)} iterations" + (f" ({len(g)} seeds)" if len(g) > 1 else "")
+                 for it, g in part.groupby("iterations")]
+        parts.append(f"at IPC {int(ipc)} {', '.join(steps)}")
+    if not parts:
+        return ""
+    return (f"On the validation split, {method.upper()}'s matching adds to its own starts' accuracy "
+            + "; ".join(parts) + " (docs/diagnosis.md, the regime map).")
 
 
 def regime_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:

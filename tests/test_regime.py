@@ -45,3 +45,16 @@ def test_regime_points_pairs_each_point_with_its_starts():
             for m, v in zip(("val_acc", "starts_val_acc", "moved"), vals)]
     pts = regime_points(pd.DataFrame(rows)).set_index("iterations")
     assert pts.gain.to_dict() == pytest.approx({100: 0.5, 300: -0.5})
+
+
+def test_the_regime_reading_names_each_budgets_gain_over_the_starts():
+    import pandas as pd
+
+    rows = [{"method": "idc", "ipc": ipc, "seed": 0, "init": "preset", "lr_img": 0.5, "lr_mult": 1.0,
+             "iterations": it, "metric": m, "value": v}
+            for ipc, it, val in ((50, 100, 87.0), (50, 300, 86.5), (10, 200, 83.0))
+            for m, v in (("val_acc", val), ("starts_val_acc", 86.75 if ipc == 50 else 80.0))]
+    rows.append({**rows[0], "lr_mult": 4.0, "lr_img": 2.0, "value": 50.0})   # another lr: not in the sentence
+    text = regime.regime_reading(pd.DataFrame(rows))
+    assert "at IPC 10 +3.00 after 200 iterations" in text and "at IPC 50 +0.25 after 100 iterations, −0.25 after 300" in text
+    assert regime.regime_reading(pd.DataFrame(rows[:1])) == ""

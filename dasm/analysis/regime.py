@@ -56,7 +56,8 @@ def set_diversity(syn: SyntheticSet, net: nn.Module, normalize) -> float:
 def regime_points(table: pd.DataFrame) -> pd.DataFrame:
     """One row per point (method, IPC, seed, lr_img, iterations, init) with its metrics as columns and
     ``gain`` = validation accuracy minus the starts'."""
-    keys = [k for k in ("dataset", "method", "ipc", "seed", "init", "lr_img", "iterations") if k in table.columns]
+    keys = [k for k in ("dataset", "method", "ipc", "seed", "init", "lr_img", "lr_mult", "iterations")
+            if k in table.columns]
     wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean").reset_index()
     wide.columns.name = None
     if {"val_acc", "starts_val_acc"} <= set(wide.columns):
