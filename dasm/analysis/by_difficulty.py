@@ -172,7 +172,7 @@ def plot_by_difficulty(table: pd.DataFrame, reference: str = "full") -> Figure:
                 color = method_color(method)
                 ax.plot(s.index, s["mean"], marker="o", ms=3, color=color,
                         linestyle="--" if method.endswith("starts") else "-",
-                        label=f"{method} ({int(s['count'].max())} seeds)")
+                        label=f"{method} ({int(s['count'].max())} seed{'s' if s['count'].max() > 1 else ''})")
                 ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
                                 color=color, alpha=0.15, linewidth=0)
             ax.axhline(0.0, color=method_color(reference), linewidth=1, label=f"{reference} data")
