@@ -68,14 +68,15 @@ class Point:
         return self.at or (self.it,)
 
 
-# In order of priority: IDC first (does its gain over its starts stop at IPC 50?), then DASM where IDC is.
+# In order of priority: how IDC's gain over its starts changes with the budget at IPC 50 and 10, what moving
+# further does (lr x4), whether DASM gains over the same starts where IDC does not, then the limits (noise
+# starts, a small lr, more iterations for DASM) and the ablation.
 POINTS = (
     Point("idc", 50, 1, 3, at=(1, 3)), Point("idc", 10, 1, 3, at=(1, 3)),
-    Point("idc", 50, 4), Point("idc", 10, 4), Point("idc", 50, 0.25), Point("idc", 10, 0.25),
-    Point("idc", 50, 4, init="noise"), Point("idc", 10, 4, init="noise"),
-    Point("dasm", 50, 1), Point("dasm", 50, 4), Point("dasm", 50, 0.25), Point("dasm", 50, 1, 3),
-    Point("dasm", 10, 1), Point("dasm", 10, 4), Point("dasm", 10, 0.25), Point("dasm", 10, 1, 3),
-    Point("dasm-nodifficulty", 50, 1), Point("dasm-nodifficulty", 50, 4),
+    Point("idc", 50, 4), Point("dasm", 50, 1), Point("dasm", 50, 4), Point("idc", 10, 4), Point("dasm", 10, 1),
+    Point("idc", 50, 4, init="noise"), Point("dasm", 50, 1, 3), Point("idc", 50, 0.25), Point("idc", 10, 0.25),
+    Point("dasm", 10, 4), Point("idc", 10, 4, init="noise"), Point("dasm", 50, 0.25), Point("dasm", 10, 0.25),
+    Point("dasm", 10, 1, 3), Point("dasm-nodifficulty", 50, 1), Point("dasm-nodifficulty", 50, 4),
     Point("dasm-nodifficulty", 10, 1), Point("dasm-nodifficulty", 10, 4),
 )
 
