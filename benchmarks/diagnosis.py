@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 from benchmarks.archive import archive_cell, archive_dir, load_archive
 from benchmarks.cells import ROOT, RUNS, folder_of, run_cell, table_path
-from benchmarks.report import mean_std, signed, to_markdown, write_block
+from benchmarks.report import from_csv, mean_std, signed, to_markdown, write_block
 
 from dasm.analysis.by_difficulty import bias_contrast, by_difficulty_table, paired_summary, plot_by_difficulty
 from dasm.data import Dataset, load_dataset
@@ -92,11 +92,8 @@ def bias_table(contrasts: pd.DataFrame) -> pd.DataFrame:
 
 def bias_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
     """docs/diagnosis.md's bias table, from the committed ``bias_<dataset>_<preset>.csv``."""
-    path = table_path("bias", dataset, preset)
-    if not path.exists():
-        return ("Not measured yet: `python benchmarks/diagnosis.py` writes "
-                f"`{path.relative_to(ROOT.parent)}` once two full-data networks and a set exist.")
-    return to_markdown(bias_table(pd.read_csv(path)))
+    return from_csv(table_path("bias", dataset, preset), lambda t: to_markdown(bias_table(t)),
+                    "python benchmarks/diagnosis.py")
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ import torch
 from benchmarks.archive import (archive_dir, archive_reference_net, archived_set, load_archive, load_reference_net,
                                 reference_net_path)
 from benchmarks.cells import RUNS, folder_of, table_path
-from benchmarks.report import mean_std, signed, to_markdown
+from benchmarks.report import from_csv, mean_std, signed, to_markdown
 
 from dasm.analysis.by_difficulty import paired_summary
 from dasm.analysis.controls import BASELINE, FULL
@@ -231,21 +231,17 @@ def update_numbers(numbers: pd.DataFrame, path: Path) -> pd.DataFrame:
 # The numbers as Markdown
 # ---------------------------------------------------------------------------------------
 
+_ERRORS = ([("easy_error", "", "error, easy (%)"), ("hard_error", "", "error, hard (%)"),
+            ("easy_gap", "random", "easy minus random's"), ("hard_gap", "random", "hard minus random's"),
+            ("contrast", "random", "hard minus easy, vs random")],
+           ("contrast", "random", "easy-sample bias: more errors than random on the hard images",
+            "leans to the hard images"))
+
 # figure -> title, its columns (metric, baseline, header), and the paired difference read as the bias
 # (metric, baseline, what a positive and what a negative interval mean)
 VIEWS = {
-    "errors_loss": ("Error by loss (training images; easiest / hardest 30% of each class)",
-                    [("easy_error", "", "error, easy (%)"), ("hard_error", "", "error, hard (%)"),
-                     ("easy_gap", "random", "easy minus random's"), ("hard_gap", "random", "hard minus random's"),
-                     ("contrast", "random", "hard minus easy, vs random")],
-                    ("contrast", "random", "easy-sample bias: more errors than random on the hard images",
-                     "leans to the hard images")),
-    "errors_forgetting": ("Error by forgetting (easy: never forgotten; hard: forgotten or never learned)",
-                          [("easy_error", "", "error, easy (%)"), ("hard_error", "", "error, hard (%)"),
-                           ("easy_gap", "random", "easy minus random's"), ("hard_gap", "random", "hard minus random's"),
-                           ("contrast", "random", "hard minus easy, vs random")],
-                          ("contrast", "random", "easy-sample bias: more errors than random on the hard images",
-                           "leans to the hard images")),
+    "errors_loss": ("Error by loss (training images; easiest / hardest 30% of each class)", *_ERRORS),
+    "errors_forgetting": ("Error by forgetting (easy: never forgotten; hard: forgotten or never learned)", *_ERRORS),
     "alignment": ("Gradient alignment (cosine, easiest / hardest 3 deciles)",
                   [("easy_cosine", "", "easy"), ("hard_cosine", "", "hard"), ("drop", "", "easy minus hard"),
                    ("drop_gap", "full", "minus full data's"), ("drop_gap", "random", "minus random's")],
@@ -296,11 +292,11 @@ def figure_table(numbers: pd.DataFrame, figure: str) -> pd.DataFrame:
 
 def figures_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
     """docs/diagnosis.md's numbers of the other figures, from the committed ``figures_<dataset>_<preset>.csv``."""
-    path = table_path("figures", dataset, preset)
-    if not path.exists():
-        return (f"Not measured yet: `python benchmarks/figures.py --ipc 50` writes "
-                f"`benchmarks/results/{path.name}` once benchmarks/diagnosis.py has archived the sets.")
-    numbers = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return from_csv(table_path("figures", dataset, preset), _figures_markdown, "python benchmarks/figures.py --ipc 50",
+                    keep_default_na=False, na_values=[""])
+
+
+def _figures_markdown(numbers: pd.DataFrame) -> str:
     parts = []
     for ipc in sorted(numbers["ipc"].unique()):
         at = numbers[numbers["ipc"] == ipc]

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from benchmarks.cells import ROOT, RUNS, folder_of, runs_root, table_path
-from benchmarks.report import signed, to_markdown, write_block
+from benchmarks.report import from_csv, signed, to_markdown, write_block
 from benchmarks.tune import VAL_FRACTION
 from dasm.analysis.regime import moved, plot_regime, regime_points, set_diversity
 from dasm.config import resolve
@@ -223,10 +223,8 @@ def regime_reading(table: pd.DataFrame, method: str = "idc") -> str:
 
 def regime_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
     """docs/diagnosis.md's regime table, from the committed ``regime_<dataset>_<preset>.csv``."""
-    path = table_path("regime", dataset, preset)
-    if not path.exists():
-        return f"Not measured yet: `python benchmarks/regime.py` writes `{path.relative_to(ROOT.parent)}`."
-    return to_markdown(regime_table(pd.read_csv(path)))
+    return from_csv(table_path("regime", dataset, preset), lambda t: to_markdown(regime_table(t)),
+                    "python benchmarks/regime.py")
 
 
 def main() -> None:

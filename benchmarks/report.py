@@ -46,6 +46,14 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join([head, rule, *rows])
 
 
+def from_csv(path: Path, render: Callable[[pd.DataFrame], str], command: str, **read: object) -> str:
+    """``render`` of the committed CSV at ``path``, or a line saying which ``command`` writes it while it does not
+    exist yet (a block never shows a number that was not measured)."""
+    if not Path(path).exists():
+        return f"Not measured yet: `{command}` writes `benchmarks/results/{Path(path).name}`."
+    return render(pd.read_csv(path, **read))
+
+
 # ---------------------------------------------------------------------------------------
 # Blocks and the pages that hold them
 # ---------------------------------------------------------------------------------------
