@@ -397,7 +397,8 @@ def read_panel(page) -> dict:
             progress: width,
             images: imgs.map(i => ({grid: i.classList.contains('dasm-grid') || !!i.closest('.dasm-grid'),
                                      src: (i.getAttribute('src') || '').slice(0, 30),
-                                     w: i.naturalWidth, h: i.naturalHeight, visible: i.offsetParent !== null})),
+                                     w: i.naturalWidth, h: i.naturalHeight, complete: i.complete,
+                                     visible: i.offsetParent !== null})),
         };
     }"""
     )
@@ -418,8 +419,11 @@ def panel_finished(state: dict) -> bool:
 
 
 def broken_images(state: dict) -> list:
-    """Images on screen with nothing drawn in them (the broken-image placeholder)."""
-    return [i for i in state["images"] if i["visible"] and i["w"] == 0]
+    """Images on screen whose loading has ended with nothing to draw (the broken-image placeholder).
+
+    An image the panel has just redrawn (the loss curve, every few iterations) is still decoding its new
+    picture for a moment: ``complete`` is false then, and that is not a broken image."""
+    return [i for i in state["images"] if i["visible"] and i.get("complete", True) and i["w"] == 0]
 
 
 def target_folder(state: dict) -> str:
