@@ -33,7 +33,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from benchmarks.archive import archive_dir
 from benchmarks.cells import ROOT, RUNS, folder_of, runs_root, table_path
+from benchmarks.figures import reference_net
 from benchmarks.report import from_csv, signed, to_markdown, write_block
 from benchmarks.tune import VAL_FRACTION
 from dasm.analysis.regime import moved, plot_regime, regime_points, set_diversity
@@ -41,10 +43,9 @@ from dasm.config import resolve
 from dasm.data import Dataset, load_dataset
 from dasm.device import resolve_device
 from dasm.distill import STARTS
-from dasm.evaluate import append_results, load_predictions
+from dasm.evaluate import append_results
 from dasm.methods import method as method_spec
 from dasm.methods import starts_method
-from dasm.nets import get_network
 from dasm.runs import distill_run, evaluate_run, full_data_run, run_config
 from dasm.synthetic import SyntheticSet, mark_split
 
@@ -73,7 +74,7 @@ class Point:
 # starts, a small lr, more iterations for DASM) and the ablation.
 POINTS = (
     Point("idc", 50, 1, 3, at=(1, 3)), Point("idc", 10, 1, 3, at=(1, 3)),
-    Point("idc", 50, 4), Point("dasm", 50, 1), Point("dasm", 50, 4), Point("idc", 10, 4), Point("dasm", 10, 1),
+    Point("idc", 50, 4), Point("dasm", 50, 1), Point("dasm", 50, 4), Point("dasm", 10, 1), Point("idc", 10, 4),
     Point("idc", 50, 4, init="noise"), Point("dasm", 50, 1, 3), Point("idc", 50, 0.25), Point("idc", 10, 0.25),
     Point("dasm", 10, 4), Point("idc", 10, 4, init="noise"), Point("dasm", 50, 0.25), Point("dasm", 10, 0.25),
     Point("dasm", 10, 1, 3), Point("dasm-nodifficulty", 50, 1), Point("dasm-nodifficulty", 50, 4),
@@ -95,15 +96,19 @@ def folder(runs: Path, data: Dataset, preset: str, p: Point, over: dict, seed: i
     return runs_root(runs, preset, data.device.type) / "regime" / name
 
 
-def snapshot_saver(out: Path, data: Dataset, keep: set[int]):
+def snapshot_saver(out: Path, data: Dataset, keep: set[int], record) -> callable:
     """A distillation callback that saves the set as it stands after each of the ``keep`` iterations
-    into ``out/at-it<N>/synthetic.pt`` (a run folder of its own, evaluated like any other)."""
+    into ``out/at-it<N>/synthetic.pt`` (a run folder of its own) and then calls ``record(N, folder, set)``,
+    so a snapshot's rows land while the distillation goes on."""
     def save(log: dict) -> None:
         n = log["iteration"] + 1
-        if n in keep and not (out / f"at-it{n}" / "synthetic.pt").exists():
-            syn = log["snapshot"]()
-            mark_split(syn, data)
-            syn.save(out / f"at-it{n}" / "synthetic.pt")
+        if n in keep:
+            dest = out / f"at-it{n}"
+            if not (dest / "synthetic.pt").exists():
+                syn = log["snapshot"]()
+                mark_split(syn, data)
+                syn.save(dest / "synthetic.pt")
+            record(n, dest, SyntheticSet.load(dest / "synthetic.pt"))
     return save
 
 
@@ -120,15 +125,10 @@ def starts_accuracy(data: Dataset, run: Path, method: str, preset: str, seed: in
     return float(rows[rows.metric == "val_acc"].value.iloc[0])
 
 
-def reference_net(data: Dataset, runs: Path, preset: str) -> torch.nn.Module | None:
-    """The full-data reference ConvNet of benchmarks/diagnosis.py (seed 0), or None until it is trained."""
-    files = sorted((folder_of(data, "full", 0, 0, preset=preset, runs=runs) / "predictions").glob("full-*-seed0-*.pt"))
-    if not files:
-        return None
-    state = load_predictions(files[0])
-    net = get_network("convnet", data.channels, data.num_classes, data.im_size).to(data.device)
-    net.load_state_dict(state["net"])
-    return net.eval()
+def reference_net_of(data: Dataset, runs: Path, preset: str) -> torch.nn.Module | None:
+    """The full-data reference ConvNet (seed 0) of the diagnosis archive, archived from its run folder the
+    first time it is found there; None until it is trained."""
+    return reference_net(data, archive_dir(data.name, preset), preset, runs)
 
 
 def done(table: pd.DataFrame, data: Dataset, p: Point, lr: float, iterations: int, seed: int, metric: str) -> bool:
@@ -140,35 +140,46 @@ def done(table: pd.DataFrame, data: Dataset, p: Point, lr: float, iterations: in
 
 def run_point(data: Dataset, p: Point, seed: int, path: Path, *, preset: str, runs: Path,
               net: torch.nn.Module | None) -> None:
-    """Distill the point (once, with its snapshots), evaluate each on validation, append its rows to ``path``."""
+    """Distill the point (once, with its snapshots), evaluate each on validation, append its rows to ``path``
+    (a snapshot's as soon as it is saved)."""
     lr, base_iterations, over = point_settings(data, p, preset)
-    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
     wanted = [m * base_iterations for m in p.evaluated_at]
     metrics = ["val_acc", "starts_val_acc", "moved"] + (["diversity", "starts_diversity"] if net is not None else [])
-    if all(done(table, data, p, lr, n, seed, m) for n in wanted for m in metrics):
+
+    def missing(n: int) -> list[str]:
+        table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+        return [m for m in metrics if not done(table, data, p, lr, n, seed, m)]
+
+    if not any(missing(n) for n in wanted):
         return
     out = folder(runs, data, preset, p, over, seed)
     if p.at and method_spec(p.method).family != "distiller":
         raise ValueError(f"{p.method} is not a single-pass distiller: its x{p.at} points need runs of their own.")
-    keep = {n for n in wanted if n != over["iterations"]}
-    syn = distill_run(data, p.method, p.ipc, out, preset=preset, seed=seed,
-                      callback=snapshot_saver(out, data, keep) if keep else None, **over)
-    starts = SyntheticSet.load(out / STARTS)
-    start_acc = starts_accuracy(data, out, resolve(preset, data.name, p.method, p.ipc).distill.method, preset, seed)
-    start_div = set_diversity(starts, net, data.normalize) if net is not None else None
-    for n in wanted:
-        where = out if n == over["iterations"] else out / f"at-it{n}"
-        at = syn if n == over["iterations"] else SyntheticSet.load(where / "synthetic.pt")
+
+    def record(n: int, where: Path, at: SyntheticSet) -> None:
+        todo = missing(n)
+        if not todo:
+            return
+        starts = SyntheticSet.load(out / STARTS)
         rows = evaluate_run(where, data, preset=preset, seeds=[seed])
-        values = {"val_acc": float(rows[rows.metric == "val_acc"].value.iloc[0]), "starts_val_acc": start_acc,
+        values = {"val_acc": float(rows[rows.metric == "val_acc"].value.iloc[0]),
+                  "starts_val_acc": starts_accuracy(data, out, resolve(preset, data.name, p.method, p.ipc).distill.method,
+                                                    preset, seed),
                   "moved": moved(at.to("cpu"), starts)}
         if net is not None:
-            values.update(diversity=set_diversity(at, net, data.normalize), starts_diversity=start_div)
+            values.update(diversity=set_diversity(at, net, data.normalize),
+                          starts_diversity=set_diversity(starts, net, data.normalize))
         new = [{"dataset": data.name, "method": p.method, "ipc": p.ipc, "seed": seed, "init": p.init, "lr_img": lr,
-                "iterations": n, "lr_mult": p.lr, "it_mult": n // base_iterations, "metric": m, "value": v,
-                "preset": preset, "val_fraction": VAL_FRACTION}
-               for m, v in values.items() if not done(table, data, p, lr, n, seed, m)]
-        table = append_results(pd.DataFrame(new), path) if new else table
+                "iterations": n, "lr_mult": p.lr, "it_mult": n // base_iterations, "metric": m, "value": values[m],
+                "preset": preset, "val_fraction": VAL_FRACTION} for m in todo]
+        append_results(pd.DataFrame(new), path)
+
+    keep = {n for n in wanted if n != over["iterations"]}
+    syn = distill_run(data, p.method, p.ipc, out, preset=preset, seed=seed,
+                      callback=snapshot_saver(out, data, keep, record) if keep else None, **over)
+    for n in sorted(keep):   # snapshots a resumed run had saved before this call
+        record(n, out / f"at-it{n}", SyntheticSet.load(out / f"at-it{n}" / "synthetic.pt"))
+    record(over["iterations"], out, syn)
 
 
 def report(path: Path) -> None:
@@ -241,7 +252,7 @@ def main() -> None:
     args = p.parse_args()
     data = load_dataset(args.dataset, device=resolve_device(args.device), val_fraction=VAL_FRACTION)
     path = table_path("regime", data.name, args.preset, data.device.type)
-    if args.train_reference and reference_net(data, Path(args.runs), args.preset) is None:
+    if args.train_reference and reference_net_of(data, Path(args.runs), args.preset) is None:
         full = load_dataset(args.dataset, device=data.device)   # the reference sees all the training data
         full_data_run(full, folder_of(full, "full", 0, 0, preset=args.preset, runs=Path(args.runs)), seeds=[0])
     if not args.report:
@@ -249,7 +260,7 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             for point in POINTS:
                 if only is None or (point.method, str(point.ipc)) in only:
-                    net = reference_net(data, Path(args.runs), args.preset)
+                    net = reference_net_of(data, Path(args.runs), args.preset)
                     run_point(data, point, seed, path, preset=args.preset, runs=Path(args.runs), net=net)
                     report(path)
     report(path)

@@ -163,6 +163,9 @@ class LabServer:
         self.env = dict(os.environ)
         self.env.update(
             MPLBACKEND="Agg",
+            # The kernel's torch takes one thread: chromium and the lab server need the other core, and
+            # a two-thread torch whose second thread is descheduled waits for it at every operation.
+            OMP_NUM_THREADS="1",
             NUMBA_CACHE_DIR=os.environ.get("NUMBA_CACHE_DIR", str(ROOT / "data" / ".numba-cache")),
             # Isolated user dirs; the venv's share/jupyter (kernelspec python3, the ipywidgets
             # lab extension) is still on the path through sys.prefix.

@@ -12,11 +12,21 @@ from dasm.synthetic import SyntheticSet
 
 def test_a_shorter_run_is_the_prefix_of_a_longer_one(digits, tmp_path):
     short = distill_run(digits, "idc", 2, tmp_path / "short", iterations=4, progress=False)
-    distill_run(digits, "idc", 2, tmp_path / "long", iterations=8, progress=False,
-                callback=regime.snapshot_saver(tmp_path / "long", digits, {4}))
+    plain = distill_run(digits, "idc", 2, tmp_path / "plain", iterations=8, progress=False)
+    recorded = []
+
+    def record(n, where, at):   # evaluating a snapshot mid-run draws from torch's global generator
+        recorded.append((n, where, at))
+        torch.rand(1000)
+
+    long = distill_run(digits, "idc", 2, tmp_path / "long", iterations=8, progress=False,
+                       callback=regime.snapshot_saver(tmp_path / "long", digits, {4}, record))
     snap = SyntheticSet.load(tmp_path / "long" / "at-it4" / "synthetic.pt")
     assert torch.equal(snap.images, short.images.cpu())
-    assert not torch.equal(SyntheticSet.load(tmp_path / "long" / "synthetic.pt").images, short.images.cpu())
+    assert [(n, w) for n, w, _ in recorded] == [(4, tmp_path / "long" / "at-it4")]
+    assert torch.equal(recorded[0][2].images, snap.images)
+    assert not torch.equal(long.images, short.images)
+    assert torch.equal(long.images, plain.images)   # recording the snapshot leaves the rest of the run as it was
 
 
 def test_moved_is_the_mean_per_image_l2_distance():
@@ -58,3 +68,21 @@ def test_the_regime_reading_names_each_budgets_gain_over_the_starts():
     text = regime.regime_reading(pd.DataFrame(rows))
     assert "at IPC 10 +3.00 after 200 iterations" in text and "at IPC 50 +0.25 after 100 iterations, −0.25 after 300" in text
     assert regime.regime_reading(pd.DataFrame(rows[:1])) == ""
+
+
+def test_a_point_records_each_evaluated_budget_once(tmp_path, monkeypatch):
+    """A point with a snapshot gets its rows at both budgets; run again, it trains and distills nothing."""
+    import pandas as pd
+
+    from dasm.data import load_dataset
+
+    data = load_dataset("digits", val_fraction=0.2)
+    monkeypatch.setattr(regime, "point_settings", lambda data, p, preset: (0.1, 2, {"lr_img": 0.1, "iterations": 4}))
+    point, table = regime.Point("idc", 1, it=2, at=(1, 2)), tmp_path / "regime.csv"
+    regime.run_point(data, point, 0, table, preset="cpu", runs=tmp_path / "runs", net=None)
+    rows = pd.read_csv(table)
+    assert sorted(rows.groupby("iterations").metric.apply(sorted).items()) == \
+        [(n, ["moved", "starts_val_acc", "val_acc"]) for n in (2, 4)]
+    monkeypatch.setattr(regime, "distill_run", lambda *a, **k: pytest.fail("a recorded point distilled again"))
+    regime.run_point(data, point, 0, table, preset="cpu", runs=tmp_path / "runs", net=None)
+    assert len(pd.read_csv(table)) == len(rows)
