@@ -136,7 +136,7 @@ def headline_block() -> str:
     idc = results[(results.metric == "test_acc") & (results.method == "idc") & (results.arch == "convnet")]
     growth = idc[idc.ipc == 50].value.mean() - idc[idc.ipc == 10].value.mean()
     published = PUBLISHED_ACCURACY[("fashion-mnist", "idc")]
-    saturation = ("so at this budget IDC does not saturate and there is no plateau for DASM to break" if growth > 1
+    saturation = ("its accuracy over IPC shows no plateau at this budget" if growth > 1
                   else "a plateau like the published one")
     reading = (f"DASM minus IDC, same seed: {_paired_text(paired(results, 'dasm', 'idc', 10))} at IPC 10 and "
                f"{_paired_text(paired(results, 'dasm', 'idc', 50))} at IPC 50. IDC gains {growth:.1f} points from "

@@ -92,7 +92,7 @@ def test_headline_reads_the_paired_differences_and_whether_idc_saturates(monkeyp
     assert table.splitlines()[2] == "| idc |  | 81.0 ± 1.0 (3) | 86.0 ± 1.0 (3) |"
     assert table.splitlines()[-1] == "| full data |  |  | 91.0 (1) |"
     assert "+0.83 ± 0.29 over 3 seeds" in reading and "excludes zero" in reading   # IPC 10: a paired gain
-    assert "+0.00 ± 0.00" in reading and "IDC gains 5.0 points" in reading and "does not saturate" in reading
+    assert "+0.00 ± 0.00" in reading and "IDC gains 5.0 points" in reading and "no plateau" in reading
     flat = [r for r in rows if not (r["method"] == "idc" and r["ipc"] == 50)] + _rows("idc", 50, [81.0, 81.2, 81.4])
     monkeypatch.setattr(distill, "suite_tables", lambda *a, **k: pd.DataFrame(flat))
     assert "a plateau like the published one" in distill.headline_block()

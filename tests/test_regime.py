@@ -57,17 +57,25 @@ def test_regime_points_pairs_each_point_with_its_starts():
     assert pts.gain.to_dict() == pytest.approx({100: 0.5, 300: -0.5})
 
 
-def test_the_regime_reading_names_each_budgets_gain_over_the_starts():
+def test_the_regime_reading_names_each_budgets_gain_and_whether_idc_saturates():
     import pandas as pd
 
-    rows = [{"method": "idc", "ipc": ipc, "seed": 0, "init": "preset", "lr_img": 0.5, "lr_mult": 1.0,
-             "iterations": it, "metric": m, "value": v}
-            for ipc, it, val in ((50, 100, 87.0), (50, 300, 86.5), (10, 200, 83.0))
-            for m, v in (("val_acc", val), ("starts_val_acc", 86.75 if ipc == 50 else 80.0))]
-    rows.append({**rows[0], "lr_mult": 4.0, "lr_img": 2.0, "value": 50.0})   # another lr: not in the sentence
-    text = regime.regime_reading(pd.DataFrame(rows))
-    assert "at IPC 10 +3.00 after 200 iterations" in text and "at IPC 50 +0.25 after 100 iterations, −0.25 after 300" in text
-    assert regime.regime_reading(pd.DataFrame(rows[:1])) == ""
+    def rows(method, ipc, it, val, starts, lr_mult=1.0):
+        return [{"method": method, "ipc": ipc, "seed": 0, "init": "preset", "lr_img": 0.5 * lr_mult, "lr_mult": lr_mult,
+                 "iterations": it, "metric": m, "value": v} for m, v in (("val_acc", val), ("starts_val_acc", starts))]
+
+    table = pd.DataFrame(rows("idc", 50, 100, 87.0, 86.75) + rows("idc", 50, 300, 86.5, 86.75)
+                         + rows("idc", 10, 200, 83.0, 80.0) + rows("dasm", 50, 100, 88.0, 86.75)
+                         + rows("idc", 50, 100, 50.0, 86.75, lr_mult=4.0))   # another lr: not in the sentence
+    text = regime.regime_reading(table)
+    assert "IDC at IPC 10 +3.00 after 200 iterations; at IPC 50 +0.25 after 100 iterations, −0.25 after 300" in text
+    assert "DASM at IPC 50 +1.25 after 100 iterations" in text
+    assert "IDC saturates" in text and "(+0.25) while at IPC 10 it adds +3.00" in text
+    assert "DASM's matching adds +1.25 to its starts: more than IDC's" in text
+    steady = table.assign(value=table.value.where(~((table.ipc == 50) & (table.metric == "val_acc")
+                                                    & (table.method == "idc")), 89.0))
+    assert "no saturation of matching" in regime.regime_reading(steady)
+    assert regime.regime_reading(table.iloc[:1]) == ""
 
 
 def test_a_point_records_each_evaluated_budget_once(tmp_path, monkeypatch):
