@@ -59,13 +59,14 @@ from .saturation import plot_saturation, saturation_table
 
 
 def save_figure(fig: Figure, table: pd.DataFrame, out: Path, name: str) -> list[Path]:
-    """Write ``name``.png, .pdf and .csv (the table the figure was drawn from) into ``out``."""
+    """Write ``name``.png, .pdf and .csv (the table the figure was drawn from) into ``out``; the same figure
+    gives the same bytes (no creation date in the PDF), so an unchanged figure leaves git clean."""
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf", out / f"{name}.csv"]
     fig.savefig(paths[0])
-    fig.savefig(paths[1])
+    fig.savefig(paths[1], metadata={"CreationDate": None})
     table.to_csv(paths[2], index=False)
     plt.close(fig)
     return paths
