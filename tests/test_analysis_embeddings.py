@@ -203,3 +203,23 @@ def matplotlib_close():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.mark.slow
+def test_umap_leaves_torchs_thread_count_as_it_was():
+    """numba sets the OpenMP thread count it shares with torch on its first parallel call; an embedding
+    must not change the threads of the torch work after it (checked in a fresh process, where that
+    first call happens)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import numpy as np, torch\n"
+              "from dasm.analysis.embeddings import _umap_2d\n"
+              "torch.set_num_threads(1)\n"
+              "_umap_2d(np.random.default_rng(0).random((60, 5), dtype=np.float32), 0)\n"
+              "print(torch.get_num_threads())\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "1"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -81,17 +82,34 @@ def _pca_2d(features: np.ndarray) -> np.ndarray:
     return xy.numpy()
 
 
-def _umap_2d(features: np.ndarray, seed: int) -> np.ndarray:
-    import umap  # lazy: the first import compiles numba code for ~15 s
+@contextmanager
+def _umap_session():
+    """Run UMAP without its side effects: its notes on n_jobs, random_state and tiny graphs are silenced,
+    and torch's thread count is restored afterwards (numba, which UMAP compiles with, sets the OpenMP
+    thread count it shares with torch to every core on its first parallel call, so seeded torch work
+    after an embedding would otherwise run with other threads: slower on a shared core, other sums)."""
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning)
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
-    n = len(features)
+
+def _umap(n: int, seed: int):
+    """A 2-D UMAP reducer for ``n`` points (seeded, one job); the first import compiles numba code (~15 s)."""
+    import umap
+
     if n < 4:
         raise ValueError(f"UMAP needs at least 4 points, got {n}; use method='pca'.")
-    reducer = umap.UMAP(n_components=2, n_neighbors=_n_neighbors(n), random_state=seed, n_jobs=1,
-                        init="spectral" if n > 20 else "random")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning)  # n_jobs/random_state notes, tiny-graph notes
-        return np.asarray(reducer.fit_transform(features), dtype=np.float64)
+    return umap.UMAP(n_components=2, n_neighbors=_n_neighbors(n), random_state=seed, n_jobs=1,
+                     init="spectral" if n > 20 else "random")
+
+
+def _umap_2d(features: np.ndarray, seed: int) -> np.ndarray:
+    with _umap_session():
+        return np.asarray(_umap(len(features), seed).fit_transform(features), dtype=np.float64)
 
 
 def _embed_2d(features: np.ndarray, method: str, seed: int) -> np.ndarray:
@@ -314,14 +332,8 @@ def _fit_on_real(real: np.ndarray, syn: np.ndarray, method: str, seed: int) -> t
             axes = torch.cat([axes, torch.zeros(axes.shape[0], 2 - axes.shape[1], dtype=axes.dtype)], dim=1)
         project = lambda v: ((torch.from_numpy(v).double() - mean) @ axes).numpy()  # noqa: E731
         return project(real), project(syn) if len(syn) else np.zeros((0, 2))
-    import umap  # lazy: the first import compiles numba code for ~15 s
-
-    if len(real) < 4:
-        raise ValueError(f"UMAP needs at least 4 real points, got {len(real)}; use method='pca'.")
-    reducer = umap.UMAP(n_components=2, n_neighbors=_n_neighbors(len(real)), random_state=seed, n_jobs=1,
-                        init="spectral" if len(real) > 20 else "random")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning)
+    with _umap_session():
+        reducer = _umap(len(real), seed)
         xy = np.asarray(reducer.fit_transform(real), dtype=np.float64)
         return xy, np.asarray(reducer.transform(syn), dtype=np.float64) if len(syn) else np.zeros((0, 2))
 
