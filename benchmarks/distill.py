@@ -145,7 +145,8 @@ def headline_block() -> str:
     if regime.exists():
         from benchmarks.regime import regime_reading
 
-        reading = " ".join(filter(None, [reading, regime_reading(pd.read_csv(regime))]))
+        reading = " ".join(filter(None, [reading, regime_reading(pd.read_csv(regime)),
+                                         "The regime map and the diagnosis: `docs/diagnosis.md`."]))
     return to_markdown(headline_table(results)) + "\n\n" + reading
 
 

@@ -242,8 +242,7 @@ def regime_reading(table: pd.DataFrame) -> str:
                     for r in part.itertuples())
                 for ipc, part in by_method.groupby("ipc")]
         parts.append(f"{method.upper()} {'; '.join(ipcs)}")
-    text = ("On the validation split, matching adds to the accuracy of the set's own starts: " + "; ".join(parts)
-            + " (docs/diagnosis.md, the regime map).")
+    text = "On the validation split, matching adds to the accuracy of the set's own starts: " + "; ".join(parts) + "."
     first = gains.sort_values("iterations").groupby(["method", "ipc"]).gain.first()   # the preset's own budget
     if {("idc", 10), ("idc", 50)} <= set(first.index):
         g10, g50 = first[("idc", 10)], first[("idc", 50)]
@@ -261,9 +260,37 @@ def regime_reading(table: pd.DataFrame) -> str:
     return text
 
 
+def movement_reading(table: pd.DataFrame, ipc: int = 50) -> str:
+    """For each method with two or more points from real starts at ``ipc``: its points ordered by how far the
+    images moved, with the gain over the starts and the feature diversity of each, and whether the diversity
+    falls and the gain drops as the images move further."""
+    pts = regime_points(table)
+    if not {"gain", "moved", "diversity"} <= set(pts.columns):
+        return ""
+    pts = pts[(pts.ipc == ipc) & (pts.init == "preset")].dropna(subset=["gain", "moved", "diversity"])
+    order = list(REGISTRY)
+    out = []
+    for method, part in sorted(pts.groupby("method"), key=lambda mg: order.index(mg[0])):
+        part = part.groupby(["lr_img", "iterations"])[["moved", "gain", "diversity", "starts_diversity"]].mean()
+        if len(part) < 2:
+            continue
+        part = part.sort_values("moved")
+        falls = bool((part.diversity.diff().dropna() < 0).all())
+        drops = part.gain.iloc[-1] < part.gain.iloc[0] - FLAT
+        out.append(f"{method.upper()} at IPC {ipc}, its points ordered by how far the images moved "
+                   f"({', '.join(f'{m:.2f}' for m in part.moved)}): gain over the starts "
+                   f"{', '.join(signed(g) for g in part.gain)}, feature diversity "
+                   f"{', '.join(f'{d:.2f}' for d in part.diversity)} (starts {part.starts_diversity.iloc[0]:.2f}); "
+                   f"the diversity {'falls' if falls else 'does not fall steadily'} and the accuracy "
+                   f"{'drops' if drops else 'does not drop'} as the images move further.")
+    return " ".join(out)
+
+
 def regime_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
-    """docs/diagnosis.md's regime table, from the committed ``regime_<dataset>_<preset>.csv``."""
-    return from_csv(table_path("regime", dataset, preset), lambda t: to_markdown(regime_table(t)),
+    """docs/diagnosis.md's regime table and its reading, from the committed ``regime_<dataset>_<preset>.csv``."""
+    return from_csv(table_path("regime", dataset, preset),
+                    lambda t: "\n\n".join(filter(None, [to_markdown(regime_table(t)),
+                                                          " ".join(filter(None, [regime_reading(t), movement_reading(t)]))])),
                     "python benchmarks/regime.py")
 
 

@@ -94,3 +94,23 @@ def test_a_point_records_each_evaluated_budget_once(tmp_path, monkeypatch):
     monkeypatch.setattr(regime, "distill_run", lambda *a, **k: pytest.fail("a recorded point distilled again"))
     regime.run_point(data, point, 0, table, preset="cpu", runs=tmp_path / "runs", net=None)
     assert len(pd.read_csv(table)) == len(rows)
+
+
+def test_the_movement_reading_orders_points_by_distance_and_says_what_falls():
+    import pandas as pd
+
+    def point(lr, it, moved, val, div):
+        return [{"method": "idc", "ipc": 50, "seed": 0, "init": "preset", "lr_img": lr, "lr_mult": lr / 0.5,
+                 "iterations": it, "metric": m, "value": v}
+                for m, v in (("val_acc", val), ("starts_val_acc", 87.0), ("moved", moved), ("diversity", div),
+                             ("starts_diversity", 16.0))]
+
+    falling = pd.DataFrame(point(2.0, 100, 2.3, 85.8, 15.5) + point(0.5, 100, 0.9, 87.0, 15.9)
+                           + point(0.5, 300, 1.4, 87.1, 15.7))
+    text = regime.movement_reading(falling)
+    assert "ordered by how far the images moved (0.90, 1.40, 2.30)" in text
+    assert "gain over the starts +0.00, +0.10, −1.20" in text and "15.90, 15.70, 15.50 (starts 16.00)" in text
+    assert "the diversity falls and the accuracy drops" in text
+    steady = pd.DataFrame(point(0.5, 100, 0.9, 87.0, 15.9) + point(2.0, 100, 2.3, 87.2, 15.95))
+    assert "does not fall steadily and the accuracy does not drop" in regime.movement_reading(steady)
+    assert regime.movement_reading(falling[falling.lr_img == 2.0]) == ""   # one point: nothing to order
