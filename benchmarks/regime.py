@@ -247,9 +247,9 @@ def regime_reading(table: pd.DataFrame) -> str:
     if {("idc", 10), ("idc", 50)} <= set(first.index):
         g10, g50 = first[("idc", 10)], first[("idc", 50)]
         if abs(g50) <= FLAT < g10:
-            text += (f" So IDC saturates at this budget in the sense that matters: at IPC 50 its matching adds nothing"
-                     f" to its k-means starts ({signed(g50)}) while at IPC 10 it adds {signed(g10)}; its accuracy"
-                     f" still rises over IPC because its starts do.")
+            text += (f" So at this budget IDC's matching saturates: at IPC 50 it adds nothing to its k-means starts"
+                     f" ({signed(g50)}) while at IPC 10 it adds {signed(g10)}; IDC's accuracy still rises over IPC"
+                     f" because its starts' does.")
         else:
             text += (f" IDC's matching adds {signed(g10)} at IPC 10 and {signed(g50)} at IPC 50: no saturation of"
                      f" matching at this budget.")

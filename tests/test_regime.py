@@ -70,7 +70,7 @@ def test_the_regime_reading_names_each_budgets_gain_and_whether_idc_saturates():
     text = regime.regime_reading(table)
     assert "IDC at IPC 10 +3.00 after 200 iterations; at IPC 50 +0.25 after 100 iterations, −0.25 after 300" in text
     assert "DASM at IPC 50 +1.25 after 100 iterations" in text
-    assert "IDC saturates" in text and "(+0.25) while at IPC 10 it adds +3.00" in text
+    assert "IDC's matching saturates" in text and "(+0.25) while at IPC 10 it adds +3.00" in text
     assert "DASM's matching adds +1.25 to its starts: more than IDC's" in text
     steady = table.assign(value=table.value.where(~((table.ipc == 50) & (table.metric == "val_acc")
                                                     & (table.method == "idc")), 89.0))
