@@ -27,6 +27,27 @@ ROOT = Path(__file__).resolve().parent
 SETS = ROOT / "sets"
 
 
+def _same(a: object, b: object) -> bool:
+    """Whether two archive records hold the same values (tensors compared by dtype, shape and content)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+                and a.shape == b.shape and torch.equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _keep(record: dict, dest: str | os.PathLike) -> Path:
+    """Write ``record`` to ``dest`` unless ``dest`` already holds the same values (pickling is not
+    byte-stable, so rewriting an unchanged record would still change the committed file)."""
+    dest = Path(dest)
+    if dest.exists() and _same(record, torch.load(dest, map_location="cpu", weights_only=False)):
+        return dest
+    return save_atomic(record, dest)
+
+
 def archive_dir(dataset: str, tag: str = "cpu") -> Path:
     """``benchmarks/sets/<dataset>_<tag>``: where a suite's cells are archived."""
     return SETS / f"{dataset}_{tag}"
@@ -54,7 +75,7 @@ def archive_cell(run: str | os.PathLike, predictions: str | os.PathLike, dest: s
             keep["set"]["indices"] = torch.as_tensor(syn.meta["indices"]).to(torch.int32)
         else:
             keep["set"]["images"] = syn.images.half()
-    return save_atomic(keep, dest)
+    return _keep(keep, dest)
 
 
 def load_archive(folder: str | os.PathLike) -> list[dict]:
@@ -101,7 +122,7 @@ def archive_reference_net(predictions: str | os.PathLike, dest: str | os.PathLik
         raise ValueError(f"{predictions} holds no network weights: only a full-data run (keep_train) keeps them.")
     keep = {k: state[k] for k in ("method", "ipc", "seed", "arch", "protocol", "dataset") if k in state}
     keep["net"] = {k: v.half() if v.is_floating_point() else v for k, v in state["net"].items()}
-    return save_atomic(keep, dest)
+    return _keep(keep, dest)
 
 
 def load_reference_net(folder: str | os.PathLike, data, seed: int = 0) -> torch.nn.Module | None:

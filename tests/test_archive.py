@@ -1,0 +1,23 @@
+"""The compact archive of benchmark cells: an unchanged record leaves its committed file untouched."""
+
+import torch
+
+from benchmarks import archive
+
+
+def _record(value: float) -> dict:
+    return {"method": "idc", "seed": 0, "pred": {"test": torch.tensor([1, 2], dtype=torch.uint8)},
+            "logits": {"test": torch.full((2, 3), value).half()}, "set": {"segments": [1, 2]}}
+
+
+def test_rearchiving_the_same_values_leaves_the_file_as_it_is(tmp_path):
+    dest = tmp_path / "idc-ipc10-seed0.pt"
+    archive._keep(_record(0.5), dest)
+    before, stamp = dest.read_bytes(), dest.stat().st_mtime_ns
+    archive._keep(_record(0.5), dest)                       # equal values in new tensors
+    assert dest.read_bytes() == before and dest.stat().st_mtime_ns == stamp
+    archive._keep(_record(0.25), dest)                      # another value: written
+    assert torch.equal(torch.load(dest, weights_only=False)["logits"]["test"], torch.full((2, 3), 0.25).half())
+    changed = _record(0.25)
+    changed["logits"]["test"] = changed["logits"]["test"].float()   # same numbers, another dtype: written
+    assert not archive._same(changed, _record(0.25))
