@@ -84,13 +84,14 @@ def plot_regime(table: pd.DataFrame) -> Figure:
         for i, start in enumerate(starts):
             for ax, ipc in zip(axes[i], ipcs):
                 part = pts[(pts.ipc == ipc) & (pts.start == start)]
-                for method, line in part.groupby("method"):
+                for k, (method, line) in enumerate(part.groupby("method")):
                     line = line.groupby(["lr_img", "iterations"], as_index=False)[["moved", "gain"]].mean()
                     line = line.sort_values("moved")
                     ax.plot(line.moved, line.gain, marker="o", ms=4, color=method_color(method), label=method)
                     for _, r in line.iterrows():
                         ax.annotate(f"lr {r.lr_img:g}, {int(r.iterations)} it", (r.moved, r.gain), fontsize=6,
-                                    xytext=(3, 3), textcoords="offset points", color=method_color(method))
+                                    xytext=(3, 3 - 11 * (k % 2)), textcoords="offset points",
+                                    color=method_color(method))   # alternate methods below: no overlap
                 ax.axhline(0.0, color="#4d4d4d", linewidth=1)
                 ax.set_xlabel("mean L2 distance moved from the starts (pixels in [0, 1])")
                 ax.set_ylabel(f"val. accuracy minus the starts' (points)\nstarts: {start}")
