@@ -217,6 +217,12 @@ def regime_table(table: pd.DataFrame) -> pd.DataFrame:
 FLAT = 0.5   # a gain over the starts within ±FLAT validation points is read as matching adding nothing
 
 
+def by_method_in_registry_order(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``frame`` grouped by method, the methods in the registry's order (IDC before DASM)."""
+    order = list(REGISTRY)
+    return sorted(frame.groupby("method"), key=lambda group: order.index(group[0]))
+
+
 def preset_gains(table: pd.DataFrame) -> pd.DataFrame:
     """Each method's validation gain over its own starts at the preset's lr_img from real starts:
     one row per (method, IPC, iterations) with the mean over seeds and the number of seeds."""
@@ -235,8 +241,7 @@ def regime_reading(table: pd.DataFrame) -> str:
     if gains.empty:
         return ""
     parts = []
-    order = list(REGISTRY)
-    for method, by_method in sorted(gains.groupby("method"), key=lambda mg: order.index(mg[0])):
+    for method, by_method in by_method_in_registry_order(gains):
         ipcs = [f"at IPC {int(ipc)} " + ", ".join(
                     f"{signed(r.gain)} after {int(r.iterations)} iterations" + (f" ({r.seeds} seeds)" if r.seeds > 1 else "")
                     for r in part.itertuples())
@@ -268,9 +273,8 @@ def movement_reading(table: pd.DataFrame, ipc: int = 50) -> str:
     if not {"gain", "moved", "diversity"} <= set(pts.columns):
         return ""
     pts = pts[(pts.ipc == ipc) & (pts.init == "preset")].dropna(subset=["gain", "moved", "diversity"])
-    order = list(REGISTRY)
     out = []
-    for method, part in sorted(pts.groupby("method"), key=lambda mg: order.index(mg[0])):
+    for method, part in by_method_in_registry_order(pts):
         part = part.groupby(["lr_img", "iterations"])[["moved", "gain", "diversity", "starts_diversity"]].mean()
         if len(part) < 2:
             continue
