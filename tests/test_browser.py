@@ -435,17 +435,22 @@ def target_folder(state: dict) -> str:
 
 
 def wait_panel(page, done, timeout: float, what: str, poll_ms: int = 500) -> dict:
-    """Poll the panel until ``done(state)``; a failure status or a broken image fails at once."""
+    """Poll the panel until ``done(state)``; a failure status fails at once, a broken image once it is
+    still broken at the next poll."""
     deadline = time.monotonic() + timeout
-    state = read_panel(page)
+    state, seen_broken = read_panel(page), set()
     while time.monotonic() < deadline:
         state = read_panel(page)
         if done(state):
             return state
         if (state["status"] or "").lower().startswith(("error", "not started")):
             raise Failure(f"{what}: the panel reports a failure: {state}")
-        if broken_images(state):
+        # an image swapped for a new one in the instant of reading can look empty once; the same picture
+        # still empty at the next poll is a broken image
+        broken = {i["src"] for i in broken_images(state)}
+        if broken & seen_broken:
             raise Failure(f"{what}: a broken image is shown: {state}")
+        seen_broken = broken
         page.wait_for_timeout(poll_ms)
     raise Failure(f"{what}: not reached in {timeout:.0f} s; last state: {state}")
 
