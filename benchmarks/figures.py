@@ -43,7 +43,7 @@ from benchmarks.report import from_csv, mean_std, signed, to_markdown
 from dasm.analysis.by_difficulty import paired_summary
 from dasm.analysis.controls import BASELINE, FULL
 from dasm.analysis.figures import draw_alignment, draw_embedding, draw_histograms, draw_redundancy
-from dasm.analysis.histograms import set_predictions
+from dasm.analysis.errors import set_predictions
 from dasm.config import preset_protocol, resolve
 from dasm.data import Dataset, load_dataset
 from dasm.device import resolve_device

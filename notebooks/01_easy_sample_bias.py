@@ -64,7 +64,7 @@ from dasm.analysis.alignment import alignment_numbers, alignment_table, plot_ali
 from dasm.analysis.embeddings import embedding_numbers, embedding_sets_table, plot_embedding_sets
 from dasm.analysis.figures import difficulty_reference, full_predictions
 from dasm.analysis.grids import plot_class_grid
-from dasm.analysis.histograms import error_numbers, error_table, plot_error_by_difficulty, set_predictions
+from dasm.analysis.errors import error_numbers, error_table, plot_error_by_difficulty, set_predictions
 from dasm.config import preset_protocol
 from dasm.data import load_dataset
 from dasm.device import resolve_device

@@ -25,11 +25,11 @@ def _no_training(monkeypatch):
     """Make every way a figure could train a network fail loudly."""
     import dasm.difficulty
     import dasm.evaluate
-    from dasm.analysis import histograms
+    from dasm.analysis import errors
 
     def boom(*args, **kwargs):
         raise AssertionError("trained a network although everything was cached")
-    for module in (histograms, dasm.evaluate, dasm.difficulty):
+    for module in (errors, dasm.evaluate, dasm.difficulty):
         monkeypatch.setattr(module, "train_model", boom)
     monkeypatch.setattr(dasm.difficulty, "forgetting_scores", boom)
 

@@ -53,7 +53,7 @@ from .alignment import alignment_numbers, alignment_summary, alignment_table, pl
 from .controls import FULL
 from .embeddings import embedding_numbers, embedding_sets_table, plot_embedding_sets
 from .gain import gain_table, plot_gain
-from .histograms import error_numbers, error_table, plot_error_by_difficulty, set_predictions
+from .errors import error_numbers, error_table, plot_error_by_difficulty, set_predictions
 from .redundancy import plot_redundancy_sets, redundancy_numbers, redundancy_sets_table
 from .saturation import plot_saturation, saturation_table
 

@@ -23,7 +23,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..analysis.figures import find_runs
-from ..analysis.histograms import difficulty_table, plot_difficulty_histogram, train_on_set
+from ..analysis.errors import train_on_set
+from ..analysis.histograms import difficulty_table, plot_difficulty_histogram
 from ..analysis.saturation import plot_saturation, saturation_table
 from ..data import Dataset, load_dataset
 from ..device import resolve_device
