@@ -259,6 +259,11 @@ VIEWS = {
 }
 
 
+# figure -> the file its drawing is saved as (``docs/figures/<stem>_ipc<ipc>.png``)
+STEMS = {"errors_loss": "difficulty_hist_loss", "errors_forgetting": "difficulty_hist_forgetting",
+         "alignment": "gradient_alignment", "embedding": "embedding", "redundancy": "redundancy"}
+
+
 def reading(values: pd.Series, positive: str, negative: str) -> str:
     """What a paired difference over seeds shows: a direction when its 95% interval excludes 0, else none."""
     s = paired_summary(values.dropna())
@@ -292,7 +297,7 @@ def figure_table(numbers: pd.DataFrame, figure: str) -> pd.DataFrame:
 
 def figures_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
     """docs/diagnosis.md's numbers of the other figures, from the committed ``figures_<dataset>_<preset>.csv``."""
-    return from_csv(table_path("figures", dataset, preset), _figures_markdown, "python benchmarks/figures.py --ipc 50",
+    return from_csv(table_path("figures", dataset, preset), _figures_markdown, "python benchmarks/figures.py --ipc 10",
                     keep_default_na=False, na_values=[""])
 
 
@@ -302,7 +307,8 @@ def _figures_markdown(numbers: pd.DataFrame) -> str:
         at = numbers[numbers["ipc"] == ipc]
         for figure, (title, _, _) in VIEWS.items():
             if (at["figure"] == figure).any():
-                parts.append(f"**IPC {ipc}: {title}**\n\n{to_markdown(figure_table(at, figure))}")
+                image = f"![{title}, IPC {ipc}](figures/{STEMS[figure]}_ipc{ipc}.png)"
+                parts.append(f"**IPC {ipc}: {title}**\n\n{image}\n\n{to_markdown(figure_table(at, figure))}")
     return "\n\n".join(parts)
 
 

@@ -164,6 +164,7 @@ def test_figures_block_renders_the_numbers_and_says_when_nothing_is_measured(tmp
     pd.DataFrame(rows).to_csv(tmp_path / "figures.csv", index=False)
     text = bench.figures_block()
     assert text.startswith("**IPC 50: Redundancy")
+    assert "](figures/redundancy_ipc50.png)" in text        # the drawing the numbers come from, on the page
     line = next(ln for ln in text.splitlines() if ln.startswith("| idc |"))
     assert "-3.10 ± 0.10" in line and "halves more redundant than random's" in line
 
