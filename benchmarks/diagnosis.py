@@ -90,6 +90,23 @@ def bias_table(contrasts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def bias_reading(contrasts: pd.DataFrame) -> list[str]:
+    """One line per IPC: each comparison's gain on the hardest minus the easiest three test deciles (mean over
+    seeds), and whether its paired 95% interval excludes zero."""
+    lines = []
+    for ipc, at in contrasts.groupby("ipc", sort=True):
+        said = []
+        for (method, baseline), part in at.groupby(["method", "baseline"], sort=False):
+            s = paired_summary(part.contrast)
+            what = (f"{s['count']} seed, no interval" if s["count"] < 2 else
+                    f"{s['count']} seeds, 95% interval [{signed(s['ci_low'])}, {signed(s['ci_high'])}] "
+                    + ("includes zero" if s["ci_low"] <= 0 <= s["ci_high"] else "excludes zero"))
+            said.append(f"{method} − {baseline} {signed(part.contrast.mean())} ({what})")
+        lines.append(f"Accuracy by difficulty (test images), IPC {ipc}, gain on the hardest minus the easiest "
+                     f"three deciles (points): {'; '.join(said)}.")
+    return lines
+
+
 def bias_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
     """docs/diagnosis.md's bias table, from the committed ``bias_<dataset>_<preset>.csv``."""
     return from_csv(table_path("bias", dataset, preset), lambda t: to_markdown(bias_table(t)),

@@ -312,6 +312,45 @@ def _figures_markdown(numbers: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
+# figure -> what its key number (VIEWS' paired difference) says, for the README
+KEY_LABELS = {"errors_loss": "error on the hardest minus the easiest 30% by loss, minus random's (points)",
+              "errors_forgetting": "error on forgotten minus never-forgotten images, minus random's (points)",
+              "alignment": "gradient alignment lost from easy to hard images, minus random's",
+              "embedding": "difficulty percentile of the nearest real images, minus random's",
+              "redundancy": "what the second half adds, minus random's (points)"}
+
+
+def figures_reading(numbers: pd.DataFrame) -> list[str]:
+    """One line per figure and IPC: each set that is not a control, its key number against the random set on the
+    same seed (mean over seeds) and what the paired interval shows."""
+    from dasm.analysis.controls import is_control, set_order
+
+    lines = []
+    for figure, (title, _, (metric, baseline, positive, negative)) in VIEWS.items():
+        for ipc in sorted(numbers.loc[numbers["figure"] == figure, "ipc"].unique()):
+            part = numbers[(numbers["figure"] == figure) & (numbers["ipc"] == ipc)].fillna({"baseline": ""})
+            key = part[(part["metric"] == metric) & (part["baseline"] == baseline)]
+            said = [f"{name} {signed(v['value'].mean())} ({reading(v['value'], positive, negative)})"
+                    for name in set_order(key["set"]) if not is_control(name)
+                    for v in [key[key["set"] == name]]]
+            if said:
+                lines.append(f"{title.split(' (')[0]}, IPC {ipc}, {KEY_LABELS[figure]}: {'; '.join(said)}.")
+    return lines
+
+
+def readme_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
+    """The README's diagnosis in numbers: the bias on the test images by difficulty decile, then every other
+    figure's key number, from the committed ``bias_`` and ``figures_<dataset>_<preset>.csv``."""
+    from benchmarks.diagnosis import bias_reading
+
+    bias = from_csv(table_path("bias", dataset, preset), lambda t: "\n".join(f"- {ln}" for ln in bias_reading(t)),
+                    "python benchmarks/diagnosis.py")
+    rest = from_csv(table_path("figures", dataset, preset),
+                    lambda t: "\n".join(f"- {ln}" for ln in figures_reading(t)),
+                    "python benchmarks/figures.py --ipc 10", keep_default_na=False, na_values=[""])
+    return "\n".join(text if text.startswith("- ") else f"- {text}" for text in (bias, rest))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist")

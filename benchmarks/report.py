@@ -75,6 +75,7 @@ class Block:
 
 BLOCKS: tuple[Block, ...] = (
     Block("headline", "README.md", "benchmarks.distill:headline_block"),
+    Block("diagnosis", "README.md", "benchmarks.figures:readme_block"),
     Block("distill", "docs/results.md", "benchmarks.distill:distill_block"),
     Block("accuracy-fashion-mnist", "docs/results.md", "benchmarks.accuracy:fashion_block"),
     Block("accuracy-digits", "docs/results.md", "benchmarks.accuracy:digits_block"),

@@ -222,3 +222,21 @@ def test_a_redrawn_figure_writes_the_same_bytes(tmp_path):
     first = [p.read_bytes() for p in draw(tmp_path / "a")]
     time.sleep(1.1)   # a creation date in seconds would differ
     assert [p.read_bytes() for p in draw(tmp_path / "b")] == first
+
+
+def test_the_readme_reading_names_each_distilled_sets_key_number_and_its_interval(tmp_path, monkeypatch):
+    from benchmarks import figures as bench
+
+    rows = [{"dataset": "fashion-mnist", "preset": "cpu", "ipc": ipc, "figure": "redundancy", "set": name, "seed": s,
+             "metric": "gain", "baseline": "random", "value": v}
+            for ipc, seeds in ((10, [0]), (50, [0, 1, 2])) for s in seeds
+            for name, v in (("random", 0.0), ("idc-starts", 1.0), ("idc", -3.0 - 0.1 * s), ("dasm", 0.5 - s))]
+    lines = bench.figures_reading(pd.DataFrame(rows))
+    assert len(lines) == 2 and all(ln.startswith("Redundancy, IPC ") for ln in lines)
+    assert "idc-starts" not in lines[0] and "idc −3.00 (1 seed: no interval)" in lines[0]
+    assert "idc −3.10 (halves more redundant than random's (95% interval" in lines[1]
+    assert "dasm −0.50 (no bias visible (95% interval" in lines[1]
+    monkeypatch.setattr(bench, "table_path", lambda kind, *a, **k: tmp_path / f"{kind}.csv")
+    pd.DataFrame(rows).to_csv(tmp_path / "figures.csv", index=False)
+    block = bench.readme_block()
+    assert block.splitlines()[0].startswith("- Not measured yet") and block.count("\n- Redundancy, IPC") == 2

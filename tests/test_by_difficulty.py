@@ -135,3 +135,14 @@ def test_the_bias_table_says_whether_each_contrast_differs_from_zero():
     assert t.loc[50, "differs from zero"] == "yes" and t.loc[10, "differs from zero"] == "no"
     assert t.loc[50, "comparison"] == "idc − idc-starts" and t.loc[50, "seeds"] == 3
     assert t.loc[50, "hard minus easy"] == "3.00 ± 0.10"
+
+
+def test_the_bias_reading_gives_each_ipc_one_line_with_its_interval_or_none():
+    from benchmarks.diagnosis import bias_reading
+
+    contrasts = pd.DataFrame({"ipc": [50] * 3 + [10], "seed": [0, 1, 2, 0], "method": "idc",
+                              "baseline": "idc-starts", "hard_gain": 0.0, "easy_gain": 0.0,
+                              "contrast": [3.0, 3.1, 2.9, -0.8]})
+    ten, fifty = bias_reading(contrasts)
+    assert ten.startswith("Accuracy by difficulty (test images), IPC 10") and "idc − idc-starts −0.80 (1 seed, no interval)" in ten
+    assert "idc − idc-starts +3.00 (3 seeds, 95% interval [+2.75, +3.25] excludes zero)" in fifty
