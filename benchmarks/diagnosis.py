@@ -98,7 +98,7 @@ def bias_reading(contrasts: pd.DataFrame) -> list[str]:
         said = []
         for (method, baseline), part in at.groupby(["method", "baseline"], sort=False):
             s = paired_summary(part.contrast)
-            what = (f"{s['count']} seed, no interval" if s["count"] < 2 else
+            what = (f"{s['count']} seed: no interval" if s["count"] < 2 else
                     f"{s['count']} seeds, 95% interval [{signed(s['ci_low'])}, {signed(s['ci_high'])}] "
                     + ("includes zero" if s["ci_low"] <= 0 <= s["ci_high"] else "excludes zero"))
             said.append(f"{method} − {baseline} {signed(part.contrast.mean())} ({what})")
