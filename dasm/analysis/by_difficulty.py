@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..evaluate import load_predictions
+from .controls import line_style, set_order
 from .style import dasm_style, method_color
 
 EASY, HARD = (0, 1, 2), (7, 8, 9)   # the easiest and hardest three deciles of bias_contrast
@@ -167,17 +168,16 @@ def plot_by_difficulty(table: pd.DataFrame, reference: str = "full") -> Figure:
                                  sharey=True)
         for ax, ipc in zip(axes[0], ipcs):
             part = rel[rel.ipc == ipc]
-            for method in dict.fromkeys(part.method):
+            for method in set_order(part.method):   # the controls first, dashed
                 s = part[part.method == method].groupby("decile").gap.agg(["mean", "std", "count"])
-                color = method_color(method)
-                ax.plot(s.index, s["mean"], marker="o", ms=3, color=color,
-                        linestyle="--" if method.endswith("starts") else "-",
+                style = line_style(method)
+                ax.plot(s.index, s["mean"], marker="o", ms=3, **style,
                         label=f"{method} ({int(s['count'].max())} seed{'s' if s['count'].max() > 1 else ''})")
                 ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
-                                color=color, alpha=0.15, linewidth=0)
+                                color=style["color"], alpha=0.15, linewidth=0)
             ax.axhline(0.0, color=method_color(reference), linewidth=1, label=f"{reference} data")
             ax.set_xticks(range(int(rel.decile.max()) + 1))
-            ax.set_xlabel("test-image difficulty decile (0 = easiest, by full-data networks)")
+            ax.set_xlabel("test-image difficulty decile\n(0 = easiest, by full-data networks)")
             ax.set_title(f"IPC {ipc}")
         axes[0][0].set_ylabel("accuracy minus full-data networks' (points)")
         axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="set")
