@@ -213,6 +213,21 @@ def archive_figures(data: Dataset, ipc: int, seeds: list[int], *, folder: Path |
     return written, table.assign(dataset=data.name, preset=preset, ipc=ipc)
 
 
+def draw_and_record(data: Dataset, ipc: int, seeds: list[int], figures: list[str] | tuple[str, ...], *,
+                    preset: str = "cpu", table: Path | None = None, **options: object) -> list[Path]:
+    """:func:`archive_figures` one figure at a time, each figure's numbers written into ``table`` (default the
+    committed ``figures_<dataset>_<preset>.csv``) as soon as it is drawn, so a long figure (redundancy) never
+    holds back the others'; return the files written."""
+    table = table_path("figures", data.name, preset) if table is None else table
+    written = []
+    for figure in figures:
+        files, numbers = archive_figures(data, ipc, seeds, preset=preset, only=[figure], **options)
+        if len(numbers):
+            update_numbers(numbers, table)
+        written += files
+    return written
+
+
 def update_numbers(numbers: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Replace in the CSV at ``path`` the rows of the (dataset, IPC, figure)s in ``numbers``; return the whole table."""
     if path.exists():
@@ -369,12 +384,10 @@ def main() -> None:
         print(figures_block(args.dataset, args.preset))
         return
     data = load_dataset(args.dataset, device=resolve_device(args.device))
-    files, numbers = archive_figures(
-        data, args.ipc, [int(s) for s in args.seeds.split(",")], folder=args.archive and Path(args.archive),
-        out=Path(args.out), preset=args.preset, methods=args.methods and args.methods.split(","),
-        only=args.only and args.only.split(","), runs=Path(args.runs))
-    if len(numbers):
-        update_numbers(numbers, table_path("figures", data.name, args.preset))
+    files = draw_and_record(data, args.ipc, [int(s) for s in args.seeds.split(",")],
+                            args.only.split(",") if args.only else FIGURES, folder=args.archive and Path(args.archive),
+                            out=Path(args.out), preset=args.preset, methods=args.methods and args.methods.split(","),
+                            runs=Path(args.runs))
     print("\n".join(str(f) for f in files if f.suffix == ".png"))
     print(figures_block(data.name, args.preset))
 

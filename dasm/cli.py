@@ -184,18 +184,14 @@ def cmd_figures(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.archive:
         try:   # the archive's format belongs to the benchmarks, which the package never imports
-            from benchmarks.figures import FIGURES, archive_figures, update_numbers
-            from benchmarks.cells import table_path
+            from benchmarks.figures import FIGURES, draw_and_record
         except ImportError:
             raise ValueError("--archive needs the project checkout's benchmarks/ package "
                              "(run `python benchmarks/figures.py` from the checkout).") from None
         dataset, _, preset = Path(args.archive).resolve().name.rpartition("_")
         data = load_dataset(dataset, args.data_dir, device=device)
-        files, numbers = archive_figures(data, args.ipc, args.seeds, folder=Path(args.archive), out=out,
-                                         preset=preset, only=[f for f in args.only or FIGURES if f in FIGURES],
-                                         progress=not args.no_progress)
-        if len(numbers):
-            update_numbers(numbers, table_path("figures", data.name, preset))
+        files = draw_and_record(data, args.ipc, args.seeds, [f for f in args.only or FIGURES if f in FIGURES],
+                                folder=Path(args.archive), out=out, preset=preset, progress=not args.no_progress)
     else:
         if args.fast:
             data = load_dataset("digits", device=device)

@@ -170,14 +170,14 @@ def test_figures_block_renders_the_numbers_and_says_when_nothing_is_measured(tmp
 
 
 def test_dasm_figures_draws_from_an_archive(digits, tmp_path, monkeypatch, capsys):
-    import benchmarks.cells
-
     from dasm.cli import main
 
     folder = tmp_path / "digits_cpu"   # an archive folder is named <dataset>_<preset>
     folder.mkdir()
     fake_archive(digits, folder, tmp_path / "runs", seeds=(0,))
-    monkeypatch.setattr(benchmarks.cells, "table_path", lambda kind, dataset, preset: tmp_path / f"{kind}.csv")
+    import benchmarks.figures
+
+    monkeypatch.setattr(benchmarks.figures, "table_path", lambda kind, dataset, preset: tmp_path / f"{kind}.csv")
     assert main(["figures", "--archive", str(folder), "--ipc", "2", "--seeds", "0", "--only", "alignment,saturation",
                  "--out", str(tmp_path / "figs"), "--no-progress"]) == 0
     assert "gradient_alignment_ipc2.png" in capsys.readouterr().out
@@ -240,3 +240,16 @@ def test_the_readme_reading_names_each_distilled_sets_key_number_and_its_interva
     pd.DataFrame(rows).to_csv(tmp_path / "figures.csv", index=False)
     block = bench.readme_block()
     assert block.splitlines()[0].startswith("- Not measured yet") and block.count("\n- Redundancy, IPC") == 2
+
+
+def test_each_figures_numbers_land_before_the_next_figure_is_drawn(digits, tmp_path, monkeypatch):
+    from benchmarks import figures as bench
+
+    folder = tmp_path / "digits_cpu"
+    folder.mkdir()
+    fake_archive(digits, folder, tmp_path / "runs", seeds=(0,))
+    monkeypatch.setattr(bench, "_redundancy", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):   # a long figure interrupted ...
+        bench.draw_and_record(digits, 2, [0], ["alignment", "redundancy"], folder=folder, out=tmp_path / "figs",
+                              runs=tmp_path / "runs", table=tmp_path / "figures.csv", progress=False)
+    assert set(pd.read_csv(tmp_path / "figures.csv")["figure"]) == {"alignment"}   # ... keeps the earlier ones'
