@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
 from benchmarks.archive import (archive_dir, archive_reference_net, archived_set, load_archive, load_reference_net,
                                 reference_net_path)
 from benchmarks.cells import RUNS, folder_of, table_path
+from benchmarks.diagnosis import bias_reading
 from benchmarks.report import from_csv, mean_std, signed, to_markdown
 
 from dasm.analysis.by_difficulty import paired_summary
-from dasm.analysis.controls import BASELINE, FULL
+from dasm.analysis.controls import BASELINE, FULL, is_control, set_order
 from dasm.analysis.figures import draw_alignment, draw_embedding, draw_histograms, draw_redundancy
 from dasm.analysis.errors import set_predictions
 from dasm.config import preset_protocol, resolve
@@ -173,10 +175,11 @@ def _redundancy(data, sets, cells, folder, protocol_of, out, suffix, progress):
 def archive_figures(data: Dataset, ipc: int, seeds: list[int], *, folder: Path | None = None, out: Path = OUT,
                     preset: str = "cpu", methods: list[str] | None = None, only: list[str] | None = None,
                     runs: Path = RUNS, progress: bool = True, embed_method: str = "umap",
-                    forgetting_epochs: int | None = None, **recipe_overrides: object) -> tuple[list[Path], pd.DataFrame]:
+                    forgetting_epochs: int | None = None, record: Callable[[pd.DataFrame], object] | None = None,
+                    **recipe_overrides: object) -> tuple[list[Path], pd.DataFrame]:
     """Draw ``only`` (default all) of :data:`FIGURES` at ``ipc`` from the archive ``folder`` into ``out``; return the
-    files and the numbers. ``forgetting_epochs`` and ``recipe_overrides`` (e.g. ``epochs``, for the set networks'
-    protocol) shrink the training for tests."""
+    files and the numbers. ``record`` gets each figure's numbers as soon as it is drawn. ``forgetting_epochs`` and
+    ``recipe_overrides`` (e.g. ``epochs``, for the set networks' protocol) shrink the training for tests."""
     folder = archive_dir(data.name, preset) if folder is None else Path(folder)
     chosen = list(FIGURES) if only is None else list(only)
     records = load_archive(folder)
@@ -194,37 +197,39 @@ def archive_figures(data: Dataset, ipc: int, seeds: list[int], *, folder: Path |
         return preset_protocol(preset, data.name, method, **recipe_overrides)
 
     suffix, written, numbers = f"_ipc{ipc}", [], []
+
+    def keep(files: list[Path], nums: pd.DataFrame) -> None:
+        written.extend(files)
+        numbers.append(nums.assign(dataset=data.name, preset=preset, ipc=ipc))
+        if record is not None:
+            record(numbers[-1])
     if "histograms" in chosen:
         difficulty = {"loss": (loss, None),
                       "forgetting": forgetting(data, folder, progress=progress, epochs=forgetting_epochs)}
         files, nums = _histograms(data, sets, cells, folder, ref, difficulty, own, protocol_of, out, suffix, progress)
-        written, numbers = written + files, numbers + [nums]
+        keep(files, nums)
     if "alignment" in chosen:
         files, nums = _alignment(data, sets, loss, preset, ipc, out, suffix)
-        written, numbers = written + files, numbers + [nums]
+        keep(files, nums)
     if "embeddings" in chosen and ref is not None:
         files, nums = draw_embedding(ref, data, sets, loss, out, suffix, method=embed_method, max_real=2000,
                                      cache_dir=folder / DERIVED)
-        written, numbers = written + files, numbers + [nums]
+        keep(files, nums)
     if "redundancy" in chosen:
         files, nums = _redundancy(data, sets, cells, folder, protocol_of, out, suffix, progress)
-        written, numbers = written + files, numbers + [nums]
+        keep(files, nums)
     table = pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame()
-    return written, table.assign(dataset=data.name, preset=preset, ipc=ipc)
+    return written, table
 
 
 def draw_and_record(data: Dataset, ipc: int, seeds: list[int], figures: list[str] | tuple[str, ...], *,
                     preset: str = "cpu", table: Path | None = None, **options: object) -> list[Path]:
-    """:func:`archive_figures` one figure at a time, each figure's numbers written into ``table`` (default the
+    """:func:`archive_figures`, each figure's numbers written into ``table`` (default the
     committed ``figures_<dataset>_<preset>.csv``) as soon as it is drawn, so a long figure (redundancy) never
     holds back the others'; return the files written."""
     table = table_path("figures", data.name, preset) if table is None else table
-    written = []
-    for figure in figures:
-        files, numbers = archive_figures(data, ipc, seeds, preset=preset, only=[figure], **options)
-        if len(numbers):
-            update_numbers(numbers, table)
-        written += files
+    written, _ = archive_figures(data, ipc, seeds, preset=preset, only=list(figures),
+                                 record=lambda numbers: update_numbers(numbers, table), **options)
     return written
 
 
@@ -294,8 +299,6 @@ def reading(values: pd.Series, positive: str, negative: str) -> str:
 
 def figure_table(numbers: pd.DataFrame, figure: str) -> pd.DataFrame:
     """One figure's numbers, a row per set (controls first): mean ± std over seeds and the reading."""
-    from dasm.analysis.controls import is_control, set_order
-
     _, columns, (metric, baseline, positive, negative) = VIEWS[figure]
     part = numbers[numbers["figure"] == figure].fillna({"baseline": ""})
     rows = []
@@ -338,16 +341,16 @@ KEY_LABELS = {"errors_loss": "error on the hardest minus the easiest 30% by loss
 def figures_reading(numbers: pd.DataFrame) -> list[str]:
     """One line per figure and IPC: each set that is not a control, its key number against the random set on the
     same seed (mean over seeds) and what the paired interval shows."""
-    from dasm.analysis.controls import is_control, set_order
-
     lines = []
     for figure, (title, _, (metric, baseline, positive, negative)) in VIEWS.items():
         for ipc in sorted(numbers.loc[numbers["figure"] == figure, "ipc"].unique()):
             part = numbers[(numbers["figure"] == figure) & (numbers["ipc"] == ipc)].fillna({"baseline": ""})
             key = part[(part["metric"] == metric) & (part["baseline"] == baseline)]
-            said = [f"{name} {signed(v['value'].mean())} ({reading(v['value'], positive, negative)})"
-                    for name in set_order(key["set"]) if not is_control(name)
-                    for v in [key[key["set"] == name]]]
+            said = []
+            for name in set_order(key["set"]):
+                values = key.loc[key["set"] == name, "value"]
+                if not is_control(name):
+                    said.append(f"{name} {signed(values.mean())} ({reading(values, positive, negative)})")
             if said:
                 lines.append(f"{title.split(' (')[0]}, IPC {ipc}, {KEY_LABELS[figure]}: {'; '.join(said)}.")
     return lines
@@ -356,8 +359,6 @@ def figures_reading(numbers: pd.DataFrame) -> list[str]:
 def readme_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
     """The README's diagnosis in numbers: the bias on the test images by difficulty decile, then every other
     figure's key number, from the committed ``bias_`` and ``figures_<dataset>_<preset>.csv``."""
-    from benchmarks.diagnosis import bias_reading
-
     bias = from_csv(table_path("bias", dataset, preset), lambda t: "\n".join(f"- {ln}" for ln in bias_reading(t)),
                     "python benchmarks/diagnosis.py")
     rest = from_csv(table_path("figures", dataset, preset),
