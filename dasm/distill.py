@@ -22,7 +22,6 @@ synthetic side of every match: that is how DASM distills segment after segment.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -31,11 +30,11 @@ from typing import Callable
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .augment import DEFAULT_STRATEGY, DSA
+from .cutmix import cutmix, mixed_loss, net_augmentation
 from .data import Dataset
 from .files import save_atomic
 from .matching import DEFAULT_PATHS, GRAD_PATHS, METRICS, distribution_match_loss, gradient_match_backward
@@ -168,43 +167,6 @@ def _sample_real(data: Dataset, pools: list[Tensor], n: int, g: torch.Generator)
     return data.x_train[torch.stack([_draw_real(pool, n, g) for pool in pools])]
 
 
-def cutmix(x: Tensor, y: Tensor, p: float, g: torch.Generator) -> tuple[Tensor, Tensor, float]:
-    """With probability ``p``, CutMix the batch ``(x, y)`` as IDC's network updates do.
-
-    A box is cut from every image of ``x`` and filled with the same box of another image of the
-    batch (a random permutation). Returns the images, the labels of the pasted images and the
-    weight of ``y`` in the loss: 1 - the box's area over the image's (``y``'s partner gets the
-    rest). The box's area share is drawn from Beta(1, 1) (uniform: IDC's ``--beta 1``), its
-    centre uniformly over the pixels; its sides, ``int(side * sqrt(share))``, are clipped at the
-    border. Random numbers come from ``g`` only, and none at all when ``p`` is 0; without a box
-    ``(x, y, 1.0)`` comes back unchanged.
-    """
-    if p <= 0 or float(torch.rand(1, generator=g)) >= p:
-        return x, y, 1.0
-    n, _, h, w = x.shape
-    cut = math.sqrt(1.0 - float(torch.rand(1, generator=g)))
-    cy, cx = (int(torch.randint(side, (1,), generator=g)) for side in (h, w))
-    top, bottom = max(cy - int(h * cut) // 2, 0), min(cy + int(h * cut) // 2, h)
-    left, right = max(cx - int(w * cut) // 2, 0), min(cx + int(w * cut) // 2, w)
-    perm = torch.randperm(n, generator=g).to(x.device)
-    mixed = x.clone()
-    mixed[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
-    return mixed, y[perm], 1.0 - (bottom - top) * (right - left) / (h * w)
-
-
-def _mixed_loss(logits: Tensor, y: Tensor, y_pasted: Tensor, keep: float) -> Tensor:
-    """Cross-entropy against ``y`` weighted ``keep`` plus against ``y_pasted`` weighted ``1 - keep``."""
-    loss = F.cross_entropy(logits, y)
-    return loss if keep == 1.0 else loss * keep + F.cross_entropy(logits, y_pasted) * (1.0 - keep)
-
-
-def _net_augmentation(augment: DSA | None, cutmix_p: float) -> DSA | None:
-    """The network updates' DSA: matching's, less cutout while CutMix is on (IDC's rule)."""
-    if augment is None or cutmix_p == 0 or "cutout" not in augment.families:
-        return augment
-    return DSA(strategy="_".join(f for f in augment.families if f != "cutout") or "none", mode=augment.mode)
-
-
 def _update_net(net: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, steps: int, batch: int,
                 augment: DSA | None, g: torch.Generator, cutmix_p: float = 0.0) -> None:
     """``steps`` SGD steps on random mini-batches of ``(x, y)`` (already normalised), each augmented
@@ -215,7 +177,7 @@ def _update_net(net: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
         if augment is not None:
             xb = augment(xb, generator=g)
         xb, y_pasted, keep = cutmix(xb, yb, cutmix_p, g)
-        loss = _mixed_loss(net(xb), yb, y_pasted, keep)
+        loss = mixed_loss(net(xb), yb, y_pasted, keep)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -371,7 +333,7 @@ def _outer_iteration(run: _Run, it: int, net_starts: list[dict[str, Tensor]] | N
                               weight_decay=cfg.net_weight_decay)
     rows = _class_rows(run.syn.labels.to(data.device), data.num_classes, run.syn.factor)  # (K, m) into the decoded set
     batch_real = min(cfg.batch_real, min(len(p) for p in run.pools))
-    net_augment = _net_augmentation(run.augment, cfg.cutmix_p)
+    net_augment = net_augmentation(run.augment, cfg.cutmix_p)
     losses = []
     for step in range(cfg.match_steps):
         loss = _match_step(run, net, rows, batch_real, grad_path)

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 import dasm.distill as distill_module
 from dasm.config import preset_config
-from dasm.distill import DistillConfig, _mixed_loss, _net_augmentation, cutmix, distill
+from dasm.cutmix import cutmix, mixed_loss, net_augmentation
+from dasm.distill import DistillConfig, distill
 
 FASHION_LR_IMG = 1e-4 * (28 / 32) ** 2   # at IPC 10; x IPC/10 otherwise
 
@@ -115,7 +116,7 @@ def test_cutmix_pastes_a_box_and_mixes_labels_by_its_area():
         boxes += keep < 1
         logits = torch.randn(len(x), 10, generator=torch.Generator().manual_seed(seed))
         soft = keep * F.one_hot(y, 10) + (1 - keep) * F.one_hot(y_pasted, 10)
-        assert _mixed_loss(logits, y, y_pasted, keep).item() == pytest.approx(F.cross_entropy(logits, soft).item())
+        assert mixed_loss(logits, y, y_pasted, keep).item() == pytest.approx(F.cross_entropy(logits, soft).item())
     assert boxes > 10
 
 
@@ -131,9 +132,9 @@ def test_cutmix_is_a_no_op_that_draws_nothing_at_p_0():
 def test_network_updates_leave_cutout_to_cutmix():
     augment = preset_config("paper", "fashion-mnist", "idc", 10).augmentation("fashion-mnist")
     assert (augment.families, augment.mode) == (("color", "crop", "cutout"), "multiple")
-    net = _net_augmentation(augment, 0.5)   # aug_type less cutout when mixup_net is 'cut' (condense.py:365-369)
+    net = net_augmentation(augment, 0.5)   # aug_type less cutout when mixup_net is 'cut' (condense.py:365-369)
     assert (net.families, net.mode) == (("color", "crop"), "multiple")
-    assert _net_augmentation(augment, 0.0) is augment
+    assert net_augmentation(augment, 0.0) is augment
 
 
 def test_default_fields_keep_the_cpu_preset_bit_for_bit(digits):
