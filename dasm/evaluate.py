@@ -114,7 +114,7 @@ def train_and_test(data: Dataset, x: Tensor, y: Tensor, protocol: Protocol, seed
     if keep is not None:
         save_predictions(keep, logits, protocol=protocol.id, seed=seed, dataset=data.name,
                          val_split=data.val_split, net=net.state_dict() if keep_net else None,
-                         **(keep_info or {}))
+                         environment=environment(), **(keep_info or {}))
     return out
 
 
@@ -191,7 +191,8 @@ def evaluate_set(data: Dataset, x: Tensor, y: Tensor, *, method: str, ipc: int,
 
 
 def environment() -> dict[str, str]:
-    """Versions and machine facts to store next to results."""
+    """Versions and machine facts stored with every run's set and every network's predictions: a seeded CPU
+    run repeats bit for bit only at the same torch version and thread count."""
     return {"dasm": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "threads": str(torch.get_num_threads())}
 

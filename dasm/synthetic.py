@@ -156,12 +156,14 @@ class SyntheticSet:
 
     # -- files -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, png: bool = True) -> Path:
-        """Write one ``.pt`` file (and a PNG grid next to it unless ``png=False``)."""
+        """Write one ``.pt`` file (and a PNG grid next to it unless ``png=False``); its meta records the dasm and
+        torch versions and the thread count that made the set (a seeded CPU run repeats only at the same ones)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {"format": FORMAT, "images": self.images.detach().cpu(), "labels": self.labels.cpu(),
                  "num_classes": self.num_classes, "factor": self.factor, "segments": self.segments,
-                 "meta": {"dasm_version": __version__, "torch_version": torch.__version__, **self.meta}}
+                 "meta": {"dasm_version": __version__, "torch_version": torch.__version__,
+                          "threads": torch.get_num_threads(), **self.meta}}
         save_atomic(state, path)
         if png:
             save_grid(self, path.with_suffix(".png"))

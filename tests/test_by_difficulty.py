@@ -9,6 +9,7 @@ import torch
 
 from dasm.analysis.by_difficulty import (accuracy_by_bin, bias_contrast, by_difficulty_table, class_bins, difficulty,
                                          paired_summary, prediction_records)
+from dasm.evaluate import load_predictions
 
 
 def test_every_decile_holds_a_tenth_of_every_class():
@@ -108,6 +109,8 @@ def test_evaluation_keeps_predictions_and_a_second_diagnosis_trains_nothing(digi
     table = by_difficulty_table(records, digits.y_test, dataset="digits")
     assert not calls and len(again) == len(first)
     assert sorted({(r["method"], r["seed"]) for r in records}) == [("full", 0), ("full", 1), ("random", 0)]
+    kept = load_predictions(next((tmp_path / "random" / "predictions").iterdir()))
+    assert kept["environment"]["threads"] == str(torch.get_num_threads())   # what a bit-for-bit rerun needs
     # the per-decile accuracies add back up to the row's test accuracy
     rows = table[table.method == "random"]
     overall = (rows.value * rows.n).sum() / rows.n.sum()

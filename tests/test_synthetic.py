@@ -102,6 +102,7 @@ def test_save_load_round_trip_and_png(digits, tmp_path):
     assert torch.equal(back.images, syn.images) and torch.equal(back.labels, syn.labels)
     assert back.factor == 2 and back.segments == [(0, 20), (20, 40)] and back.segment_ipcs() == [2, 2]
     assert back.meta["dataset"] == "digits" and back.meta["method"] == "idc" and "torch_version" in back.meta
+    assert back.meta["threads"] == torch.get_num_threads()   # a seeded CPU run repeats only at one thread count
     check_matches(back, digits)
 
 
