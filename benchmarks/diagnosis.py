@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from benchmarks.archive import archive_cell, archive_dir, load_archive
@@ -90,21 +91,32 @@ def bias_table(contrasts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seeds_line(head: str, entries: list[tuple[str, pd.Series, Callable[[pd.Series], str]]]) -> str:
+    """``head: label mean; ...`` over seeds, each entry with what its paired interval shows; while no entry has
+    two seeds, the line says once that it has one seed and no interval (so it claims no direction)."""
+    if max(paired_summary(values.dropna())["count"] for _, values, _ in entries) < 2:
+        return f"{head}, 1 seed, no interval: " + \
+            "; ".join(f"{label} {signed(values.mean())}" for label, values, _ in entries) + "."
+    return f"{head}: " + "; ".join(f"{label} {signed(values.mean())} ({say(values)})" for label, values, say in entries) + "."
+
+
+def _excludes_zero(values: pd.Series) -> str:
+    """How many seeds, the paired 95% interval and whether it excludes zero."""
+    s = paired_summary(values)
+    if s["count"] < 2:
+        return f"{s['count']} seed: no interval"
+    return (f"{s['count']} seeds, 95% interval [{signed(s['ci_low'])}, {signed(s['ci_high'])}] "
+            + ("includes zero" if s["ci_low"] <= 0 <= s["ci_high"] else "excludes zero"))
+
+
 def bias_reading(contrasts: pd.DataFrame) -> list[str]:
     """One line per IPC: each comparison's gain on the hardest minus the easiest three test deciles (mean over
     seeds), and whether its paired 95% interval excludes zero."""
-    lines = []
-    for ipc, at in contrasts.groupby("ipc", sort=True):
-        said = []
-        for (method, baseline), part in at.groupby(["method", "baseline"], sort=False):
-            s = paired_summary(part.contrast)
-            what = (f"{s['count']} seed: no interval" if s["count"] < 2 else
-                    f"{s['count']} seeds, 95% interval [{signed(s['ci_low'])}, {signed(s['ci_high'])}] "
-                    + ("includes zero" if s["ci_low"] <= 0 <= s["ci_high"] else "excludes zero"))
-            said.append(f"{method} − {baseline} {signed(part.contrast.mean())} ({what})")
-        lines.append(f"Accuracy by difficulty (test images), IPC {ipc}, gain on the hardest minus the easiest "
-                     f"three deciles (points): {'; '.join(said)}.")
-    return lines
+    return [seeds_line(f"Accuracy by difficulty (test images), IPC {ipc}, gain on the hardest minus the easiest "
+                       "three deciles (points)",
+                       [(f"{method} − {baseline}", part.contrast, _excludes_zero)
+                        for (method, baseline), part in at.groupby(["method", "baseline"], sort=False)])
+            for ipc, at in contrasts.groupby("ipc", sort=True)]
 
 
 def bias_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:

@@ -39,7 +39,7 @@ import torch
 from benchmarks.archive import (archive_dir, archive_reference_net, archived_set, load_archive, load_reference_net,
                                 reference_net_path)
 from benchmarks.cells import RUNS, folder_of, table_path
-from benchmarks.diagnosis import bias_reading
+from benchmarks.diagnosis import bias_reading, seeds_line
 from benchmarks.report import from_csv, mean_std, signed, to_markdown
 
 from dasm.analysis.by_difficulty import paired_summary
@@ -346,13 +346,11 @@ def figures_reading(numbers: pd.DataFrame) -> list[str]:
         for ipc in sorted(numbers.loc[numbers["figure"] == figure, "ipc"].unique()):
             part = numbers[(numbers["figure"] == figure) & (numbers["ipc"] == ipc)].fillna({"baseline": ""})
             key = part[(part["metric"] == metric) & (part["baseline"] == baseline)]
-            said = []
-            for name in set_order(key["set"]):
-                values = key.loc[key["set"] == name, "value"]
-                if not is_control(name):
-                    said.append(f"{name} {signed(values.mean())} ({reading(values, positive, negative)})")
-            if said:
-                lines.append(f"{title.split(' (')[0]}, IPC {ipc}, {KEY_LABELS[figure]}: {'; '.join(said)}.")
+            entries = [(name, key.loc[key["set"] == name, "value"],
+                        lambda values: reading(values, positive, negative))
+                       for name in set_order(key["set"]) if not is_control(name)]
+            if entries:
+                lines.append(seeds_line(f"{title.split(' (')[0]}, IPC {ipc}, {KEY_LABELS[figure]}", entries))
     return lines
 
 
