@@ -60,7 +60,7 @@ def archive_cell(run: str | os.PathLike, predictions: str | os.PathLike, dest: s
     For the full-data networks (no set) pass ``y_train`` to keep each training image's loss.
     """
     state = load_predictions(predictions)
-    keep = {k: state[k] for k in ("method", "ipc", "seed", "arch", "protocol", "dataset") if k in state}
+    keep = {k: state[k] for k in ("method", "ipc", "seed", "arch", "protocol", "dataset", "environment") if k in state}
     keep["pred"] = {split: z.argmax(1).to(torch.uint8) for split, z in state["logits"].items()}
     if keep.get("method") == "full":
         keep["logits"] = {"test": state["logits"]["test"].half()}
