@@ -31,6 +31,7 @@ numbers, per set and seed, to ``benchmarks/results/figures_<dataset>_<preset>.cs
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -346,8 +347,7 @@ def figures_reading(numbers: pd.DataFrame) -> list[str]:
         for ipc in sorted(numbers.loc[numbers["figure"] == figure, "ipc"].unique()):
             part = numbers[(numbers["figure"] == figure) & (numbers["ipc"] == ipc)].fillna({"baseline": ""})
             key = part[(part["metric"] == metric) & (part["baseline"] == baseline)]
-            entries = [(name, key.loc[key["set"] == name, "value"],
-                        lambda values: reading(values, positive, negative))
+            entries = [(name, key.loc[key["set"] == name, "value"], partial(reading, positive=positive, negative=negative))
                        for name in set_order(key["set"]) if not is_control(name)]
             if entries:
                 lines.append(seeds_line(f"{title.split(' (')[0]}, IPC {ipc}, {KEY_LABELS[figure]}", entries))

@@ -191,8 +191,8 @@ def evaluate_set(data: Dataset, x: Tensor, y: Tensor, *, method: str, ipc: int,
 
 
 def environment() -> dict[str, str]:
-    """Versions and machine facts stored with every run's set and every network's predictions: a seeded CPU
-    run repeats bit for bit only at the same torch version and thread count."""
+    """Versions and machine facts kept with every network's predictions: a seeded CPU run repeats bit for bit
+    only at the same torch version and thread count."""
     return {"dasm": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "threads": str(torch.get_num_threads())}
 
