@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -20,6 +21,31 @@ from .difficulty import forgetting_scores, reference_network, score_samples
 from .distill import DistillConfig, distill_segment, save_run, save_starts
 from .pools import pool_dataset
 from .synthetic import SyntheticSet, new_synthetic_set
+
+SCORES_FILE = "prune_scores.pt"
+
+
+def pruning_scores(data: Dataset, score: str, epochs: int, width: int, seed: int, *,
+                   out: str | os.PathLike | None = None, progress: bool = True) -> Tensor:
+    """Each training sample's ``score`` (``loss`` under, or ``forgetting`` while training, a seeded full-data
+    ConvNet of ``width`` for ``epochs``), kept as ``out/prune_scores.pt`` so a resumed run trains no second network."""
+    key = {"score": score, "epochs": epochs, "width": width, "seed": seed, "n": len(data.y_train)}
+    path = None if out is None else Path(out) / SCORES_FILE
+    if path is not None and path.exists():
+        kept = torch.load(path, map_location="cpu", weights_only=True)
+        if kept["key"] == key:
+            return kept["scores"]
+    if score == "forgetting":
+        scores, _ = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize, epochs=epochs, seed=seed,
+                                      progress=progress, width=width)
+    else:
+        ref = reference_network(data, epochs=epochs, seed=seed, progress=progress, width=width)
+        scores = score_samples(score, ref, data.x_train, data.y_train, data.normalize)
+    scores = scores.cpu()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": key, "scores": scores}, path)
+    return scores
 
 
 def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score: str = "loss",
@@ -37,14 +63,8 @@ def static_prune(data: Dataset, base: DistillConfig, *, drop: float = 0.3, score
     """
     if not 0.0 <= drop < 1.0:
         raise ValueError(f"drop must be a fraction in [0, 1), got {drop!r}.")
-    if score == "forgetting":
-        scores, _ = forgetting_scores(data.x_train, data.y_train, normalize=data.normalize,
-                                      epochs=reference_epochs, seed=base.seed, progress=progress,
-                                      width=reference_width)
-    else:
-        ref = reference_network(data, epochs=reference_epochs, seed=base.seed, progress=progress,
-                                width=reference_width)
-        scores = score_samples(score, ref, data.x_train, data.y_train, data.normalize)
+    scores = pruning_scores(data, score, reference_epochs, reference_width, base.seed, out=out, progress=progress)
+    scores = scores.to(data.y_train.device)
     pools = []
     for ix in data.class_index:
         order = torch.argsort(scores[ix].float(), stable=True)

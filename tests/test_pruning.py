@@ -32,3 +32,19 @@ def test_static_prune_keeps_enough_images_to_start_from(digits):
 def test_static_prune_rejects_a_bad_fraction(digits):
     with pytest.raises(ValueError, match="drop must be a fraction"):
         static_prune(digits, config_for("dsa", ipc=1, **FAST), drop=1.0, progress=False)
+
+
+def test_a_resumed_static_prune_reuses_its_scores(digits, tmp_path, monkeypatch):
+    import dasm.pruning as pruning
+    base = config_for("dsa", ipc=1, **{**FAST, "iterations": 1})
+    _, _, first = static_prune(digits, base, drop=0.25, reference_epochs=1, reference_width=16, progress=False,
+                               out=tmp_path)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a resumed static-prune run trained its reference network again")
+    monkeypatch.setattr(pruning, "reference_network", no_training)
+    _, _, again = static_prune(digits, base, drop=0.25, reference_epochs=1, reference_width=16, progress=False,
+                               out=tmp_path)
+    assert all(a.equal(b) for a, b in zip(first, again))
+    with pytest.raises(AssertionError, match="trained its reference network again"):  # other settings: new scores
+        static_prune(digits, base, drop=0.25, reference_epochs=2, reference_width=16, progress=False, out=tmp_path)
