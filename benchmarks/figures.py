@@ -292,10 +292,10 @@ def reading(values: pd.Series, positive: str, negative: str) -> str:
         return f"{s['count']} seed: no interval"
     interval = f"[{signed(s['ci_low'])}, {signed(s['ci_high'])}]"
     if s["ci_low"] > 0:
-        return f"{positive} (95% interval {interval})"
+        return f"{positive}, 95% interval {interval}"
     if s["ci_high"] < 0:
-        return f"{negative} (95% interval {interval})"
-    return f"no bias visible (95% interval {interval} includes 0)"
+        return f"{negative}, 95% interval {interval}"
+    return f"no bias visible, 95% interval {interval} includes 0"
 
 
 def figure_table(numbers: pd.DataFrame, figure: str) -> pd.DataFrame:

@@ -234,8 +234,8 @@ def test_the_readme_reading_names_each_distilled_sets_key_number_and_its_interva
     lines = bench.figures_reading(pd.DataFrame(rows))
     assert len(lines) == 2 and all(ln.startswith("Redundancy, IPC ") for ln in lines)
     assert "idc-starts" not in lines[0] and lines[0].endswith(", 1 seed, no interval: idc −3.00; dasm +0.50.")
-    assert "idc −3.10 (halves more redundant than random's (95% interval" in lines[1]
-    assert "dasm −0.50 (no bias visible (95% interval" in lines[1]
+    assert "idc −3.10 (halves more redundant than random's, 95% interval" in lines[1]
+    assert "dasm −0.50 (no bias visible, 95% interval" in lines[1]
     monkeypatch.setattr(bench, "table_path", lambda kind, *a, **k: tmp_path / f"{kind}.csv")
     pd.DataFrame(rows).to_csv(tmp_path / "figures.csv", index=False)
     block = bench.readme_block()
