@@ -150,3 +150,13 @@ def test_the_bias_reading_gives_each_ipc_one_line_with_its_interval_or_none():
     assert ten.startswith("Accuracy by difficulty (test images), IPC 10") and ten.endswith(
         "(points), 1 seed, no interval: idc − idc-starts −0.80.")
     assert "idc − idc-starts +3.00 (3 seeds, 95% interval [+2.75, +3.25] excludes zero)" in fifty
+
+
+def test_each_panel_says_how_many_seeds_its_lines_average():
+    from dasm.analysis.by_difficulty import plot_by_difficulty
+    rows = [dict(method=m, ipc=ipc, seed=s, decile=d, value=50.0 + d)
+            for ipc, seeds in ((10, (0, 1, 2)), (50, (0,))) for m in ("full", "random", "idc")
+            for s in seeds for d in range(10)]
+    rows += [dict(method="dasm", ipc=50, seed=s, decile=d, value=60.0) for s in (0, 1) for d in range(10)]
+    fig = plot_by_difficulty(pd.DataFrame(rows))
+    assert [ax.get_title() for ax in fig.axes] == ["IPC 10 (3 seeds)", "IPC 50 (1–2 seeds)"]

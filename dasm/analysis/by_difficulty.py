@@ -153,6 +153,13 @@ def paired_summary(values: pd.Series) -> dict[str, float]:
     return out
 
 
+def seeds_label(part: pd.DataFrame) -> str:
+    """How many seeds each method of ``part`` has, for a panel's title: ``3 seeds`` or ``1–3 seeds``."""
+    counts = part.groupby("method").seed.nunique()
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low if low == high else f'{low}–{high}'} seed{'s' if high > 1 else ''}"
+
+
 def plot_by_difficulty(table: pd.DataFrame, reference: str = "full") -> Figure:
     """Accuracy per difficulty decile relative to the full-data networks: one panel per IPC, one line per
     method (mean over seeds), a band of ± one std over seeds. Draws a :func:`by_difficulty_table`."""
@@ -171,14 +178,13 @@ def plot_by_difficulty(table: pd.DataFrame, reference: str = "full") -> Figure:
             for method in set_order(part.method):   # the controls first, dashed
                 s = part[part.method == method].groupby("decile").gap.agg(["mean", "std", "count"])
                 style = line_style(method)
-                ax.plot(s.index, s["mean"], marker="o", ms=3, **style,
-                        label=f"{method} ({int(s['count'].max())} seed{'s' if s['count'].max() > 1 else ''})")
+                ax.plot(s.index, s["mean"], marker="o", ms=3, **style, label=method)
                 ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
                                 color=style["color"], alpha=0.15, linewidth=0)
             ax.axhline(0.0, color=method_color(reference), linewidth=1, label=f"{reference} data")
             ax.set_xticks(range(int(rel.decile.max()) + 1))
             ax.set_xlabel("test-image difficulty decile\n(0 = easiest, by full-data networks)")
-            ax.set_title(f"IPC {ipc}")
+            ax.set_title(f"IPC {ipc} ({seeds_label(part)})")
         axes[0][0].set_ylabel("accuracy minus full-data networks' (points)")
         axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="set")
         fig.tight_layout()
@@ -186,4 +192,5 @@ def plot_by_difficulty(table: pd.DataFrame, reference: str = "full") -> Figure:
 
 
 __all__ = ["EASY", "HARD", "difficulty", "class_bins", "accuracy_by_bin", "prediction_records", "predicted", "by_difficulty_table",
-           "relative_to_full", "bias_contrast", "paired_summary", "plot_by_difficulty"]
+           "relative_to_full", "bias_contrast", "paired_summary", "seeds_label",
+           "plot_by_difficulty"]
