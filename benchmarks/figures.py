@@ -286,7 +286,7 @@ STEMS = {"errors_loss": "difficulty_hist_loss", "errors_forgetting": "difficulty
 
 
 def reading(values: pd.Series, positive: str, negative: str) -> str:
-    """What a paired difference over seeds shows: a direction when its 95% interval excludes 0, else none."""
+    """What a paired difference over seeds shows: a direction when its 95% interval excludes zero, else none."""
     s = paired_summary(values.dropna())
     if s["count"] < 2:
         return f"{s['count']} seed: no interval"
@@ -295,7 +295,7 @@ def reading(values: pd.Series, positive: str, negative: str) -> str:
         return f"{positive}, 95% interval {interval}"
     if s["ci_high"] < 0:
         return f"{negative}, 95% interval {interval}"
-    return f"no bias visible, 95% interval {interval} includes 0"
+    return f"no bias visible, 95% interval {interval} includes zero"
 
 
 def figure_table(numbers: pd.DataFrame, figure: str) -> pd.DataFrame:
