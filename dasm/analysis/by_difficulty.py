@@ -176,7 +176,7 @@ def plot_by_difficulty(table: pd.DataFrame, reference: str = "full") -> Figure:
         for ax, ipc in zip(axes[0], ipcs):
             part = rel[rel.ipc == ipc]
             for method in set_order(part.method):   # the controls first, dashed
-                s = part[part.method == method].groupby("decile").gap.agg(["mean", "std", "count"])
+                s = part[part.method == method].groupby("decile").gap.agg(["mean", "std"])
                 style = line_style(method)
                 ax.plot(s.index, s["mean"], marker="o", ms=3, **style, label=method)
                 ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
