@@ -114,3 +114,9 @@ def test_the_movement_reading_orders_points_by_distance_and_says_what_falls():
     steady = pd.DataFrame(point(0.5, 100, 0.9, 87.0, 15.9) + point(2.0, 100, 2.3, 87.2, 15.95))
     assert "does not fall steadily and the accuracy does not drop" in regime.movement_reading(steady)
     assert regime.movement_reading(falling[falling.lr_img == 2.0]) == ""   # one point: nothing to order
+
+
+def test_every_decisive_point_is_a_budget_the_seed_0_map_evaluates():
+    """The points repeated over seeds pair with seed 0's map: each is evaluated by one of its POINTS."""
+    evaluated = {(p.method, p.ipc, p.lr, p.init, m) for p in regime.POINTS for m in p.evaluated_at}
+    assert regime.DECISIVE and all((p.method, p.ipc, p.lr, p.init, p.it) in evaluated for p in regime.DECISIVE)
