@@ -26,7 +26,7 @@ from .data import Dataset
 from .device import seed_everything
 from .evaluate import make_augment
 from .nets import get_network
-from .train import Recipe, TrainingDivergedError, train_model
+from .train import Recipe, TrainingDivergedError, predict, train_model
 
 SCORES = ("loss", "el2n", "margin", "grand", "forgetting", "learnability")
 
@@ -323,6 +323,25 @@ def forgetting_scores(data_or_x: Dataset | Tensor, y: Tensor | None = None, arch
     bar.close()
     return tracker.scores(), tracker.never_learned()
 
+
+
+def probe_forgetting(data: Dataset, x: Tensor, y: Tensor, recipe: Recipe, seed: int, *, checkpoints: int = 10,
+                     arch: str = "convnet", **net_kwargs) -> Tensor:
+    """Forgetting of every real training sample of ``data`` while a fresh seeded ``arch`` trains on ``(x, y)``
+    (e.g. a synthetic set) with ``recipe``: the real samples' correctness is checked ``checkpoints`` times."""
+    tracker = ForgettingTracker(len(data.y_train), device=data.device)
+    every = max(1, recipe.epochs // checkpoints)
+    torch.manual_seed(seed)
+    net = get_network(arch, data.channels, data.num_classes, data.im_size, **net_kwargs).to(data.device)
+    all_ix = torch.arange(len(data.y_train), device=data.device)
+
+    def check(log: dict) -> None:
+        if (log["epoch"] + 1) % every == 0:
+            tracker.update(all_ix, predict(net, data.x_train, data.normalize).argmax(1) == data.y_train)
+
+    train_model(net, x, y, recipe, normalize=data.normalize, augment=make_augment(data, recipe),
+                generator=torch.Generator().manual_seed(seed), progress=False, callback=check)
+    return tracker.scores()
 
 # ---------------------------------------------------------------------------------------
 # The reference network and the dispatcher

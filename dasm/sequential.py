@@ -26,12 +26,12 @@ distills once. Every segment logs what it chose (``segments.csv`` and the set's 
 
 In the code, :func:`dasm_distill` runs each segment as ``_select`` (steps 1-3), ``_start_segment`` (where
 S_k starts: :func:`segment_starts`) and ``_segment`` (step 4, saved in ``segment<k>/``), then
-``_joint_pass`` and ``_finish`` (the files of a finished or stopped run).
+``_joint_pass`` and ``_finish``; the run folder (resume, the files of a finished or stopped run) is
+:mod:`dasm.sequential_io`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -44,14 +44,14 @@ from torch import Tensor
 
 from .coreset import embed_dataset, feature_network
 from .data import Dataset
-from .difficulty import (LOGIT_SCORES, SCORES, ForgettingTracker, reference_network,
-                         score_samples, scores_from_logits)
-from .distill import PARTIAL, DistillConfig, distill_segment, resumed_seconds, save_run, save_starts
+from .difficulty import LOGIT_SCORES, SCORES, probe_forgetting, reference_network, score_samples, scores_from_logits
+from .distill import DistillConfig, distill_segment, resumed_seconds
 from .evaluate import make_augment
 from .nets import get_network
 from .pools import (POLICIES, pool_bounds, pool_dataset, pool_log, select_pools, starts_by_difficulty,  # noqa: F401
                     window_bounds)
 from .pruning import static_prune  # noqa: F401 (re-exported: the static-pruning ablation)
+from .sequential_io import claim_folder, config_dict, load_stage, save_stage, write_run
 from .synthetic import SyntheticSet, images_at, initial_images, initial_indices, new_synthetic_set
 from .train import Recipe, accuracy, predict, train_model
 
@@ -292,7 +292,7 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     """
     base, hooks = cfg.base, _Hooks(progress, callback, should_stop, on_segment)
     out = Path(out) if out is not None else None
-    _claim_folder(out, cfg)
+    claim_folder(out, config_dict(cfg))
     if base.init == "modes" and features is None:
         features = embed_dataset(feature_network(data, epochs=cfg.reference_epochs, seed=base.seed,
                                                  progress=progress, width=cfg.probe_width),
@@ -319,21 +319,9 @@ def dasm_distill(data: Dataset, cfg: DasmConfig, *, out: str | os.PathLike | Non
     return _finish(out, cfg, state, finished, stamp)
 
 
-def _claim_folder(out: Path | None, cfg: DasmConfig) -> None:
-    """Mark ``out`` as holding ``cfg``'s segments; segments saved with other settings must not be resumed into it."""
-    if out is None:
-        return
-    settings, marker = config_dict(cfg), out / "dasm.json"
-    if marker.exists() and json.loads(marker.read_text()) != settings:
-        raise ValueError(f"{out} holds DASM segments distilled with other settings ({marker}); "
-                         "choose another --out or delete the folder.")
-    out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(settings, indent=2))
-
-
 def _resume_segment(seg_dir: Path | None, state: _Progress, device: torch.device) -> bool:
     """Load a segment finished by an earlier run into ``state``; False if there is none to load."""
-    done = _load_stage(seg_dir, device)
+    done = load_stage(seg_dir, device)
     if done is None:
         return False
     state.syn, hist, log = done
@@ -372,7 +360,7 @@ def _segment(data: Dataset, cfg: DasmConfig, k: int, state: _Progress, seg_dir: 
                     segment_logs=state.logs, ipc=sum(cfg.segment_sizes()[:k + 1]))
     stopped = hooks.stopped()
     if seg_dir is not None and not stopped:
-        _save_stage(seg_dir, syn, hist, seg_cfg, log,
+        save_stage(seg_dir, syn, hist, seg_cfg, log,
                     selection={"pools": [p.cpu() for p in sel.pools], "starts": None if begun is None else begun.cpu(),
                                "scores": None if sel.scores is None else sel.scores.cpu(),
                                "start_images": state.starts[-1]})
@@ -415,7 +403,8 @@ def _score_real(data: Dataset, cfg: DasmConfig, k: int, probe: torch.nn.Module, 
     if cfg.score in LOGIT_SCORES:
         return scores_from_logits(cfg.score, logits, data.y_train)
     if cfg.score == "forgetting":
-        return _real_forgetting(data, state.syn, cfg, cfg.base.seed + k)
+        return probe_forgetting(data, *state.syn.decoded(), Recipe(epochs=cfg.probe_epochs), cfg.base.seed + k,
+                                width=cfg.probe_width)
     if cfg.score == "learnability" and state.reference is None:
         state.reference = reference_network(data, epochs=cfg.reference_epochs, seed=cfg.base.seed,
                                             progress=progress, width=cfg.probe_width)
@@ -447,26 +436,13 @@ def _start_segment(data: Dataset, cfg: DasmConfig, k: int, state: _Progress, sel
 
 def _finish(out: Path | None, cfg: DasmConfig, state: _Progress, finished: bool,
             stamp: dict | None) -> tuple[SyntheticSet, pd.DataFrame, pd.DataFrame]:
-    """The set, its history and segment table, written to ``out``: the finished set with its starts and
-    ``config.json``, or a partial set that the next run resumes from."""
-    syn = state.syn
+    """The set, its history and segment table, written to ``out`` when given (:func:`write_run`)."""
     history = pd.concat(state.histories, ignore_index=True) if state.histories else pd.DataFrame()
     seg_table = pd.DataFrame(state.logs)
-    if out is None:
-        return syn, history, seg_table
-    out.mkdir(parents=True, exist_ok=True)
-    history.to_csv(out / "history.csv", index=False)
-    seg_table.to_csv(out / "segments.csv", index=False)
-    if not finished:   # the next run resumes from the segment checkpoints
-        syn.save(out / PARTIAL)
-        return syn, history, seg_table
-    if all(s is not None for s in state.starts):   # a segment saved without its start images has none to join
-        save_starts(out, replace(syn, images=torch.cat(state.starts).to(syn.device), meta=dict(syn.meta)))
-    syn.save(out / "synthetic.pt")
-    (out / "config.json").write_text(json.dumps(stamp or config_dict(cfg), indent=2))
-    for stale in (out / PARTIAL, (out / PARTIAL).with_suffix(".png")):
-        stale.unlink(missing_ok=True)
-    return syn, history, seg_table
+    if out is not None:
+        write_run(out, state.syn, history, seg_table, finished=finished, starts=state.starts,
+                  stamp=stamp or config_dict(cfg))
+    return state.syn, history, seg_table
 
 
 def _joint_pass(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, *, out: Path | None, progress: bool,
@@ -479,7 +455,7 @@ def _joint_pass(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, *, out: Path 
     """
     k = cfg.segments
     jdir = out / "joint" if out is not None else None
-    done = _load_stage(jdir, data.device)
+    done = load_stage(jdir, data.device)
     if done is not None:
         return (*done, False)
     t0 = time.perf_counter()
@@ -499,54 +475,11 @@ def _joint_pass(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, *, out: Path 
            "distill_seconds": seconds, "final_loss": float(hist.loss.iloc[-1]), "seconds": seconds}
     stopped = should_stop is not None and should_stop()
     if jdir is not None and not stopped:
-        _save_stage(jdir, joined, hist, jcfg, log)
+        save_stage(jdir, joined, hist, jcfg, log)
     return joined, hist, log, stopped
-
-
-def _load_stage(stage_dir: Path | None, device: torch.device) -> tuple[SyntheticSet, pd.DataFrame, dict] | None:
-    """The set, history and log of a finished stage (a segment or the joint pass), or None if not finished."""
-    if stage_dir is None or not (stage_dir / "done.json").exists():
-        return None
-    return (SyntheticSet.load(stage_dir / "synthetic.pt", device=device), pd.read_csv(stage_dir / "history.csv"),
-            json.loads((stage_dir / "done.json").read_text()))
-
-
-def _save_stage(stage_dir: Path, syn: SyntheticSet, hist: pd.DataFrame, cfg: DistillConfig, log: dict,
-                selection: dict | None = None) -> None:
-    """Save a finished stage; ``done.json`` is written last, so only complete stages are resumed from."""
-    save_run(stage_dir, syn, hist, asdict(cfg))
-    if selection is not None:
-        torch.save(selection, stage_dir / "selection.pt")
-    (stage_dir / "done.json").write_text(json.dumps(log, indent=2))
-
-
-def _real_forgetting(data: Dataset, syn: SyntheticSet, cfg: DasmConfig, seed: int, checkpoints: int = 10) -> Tensor:
-    """Forgetting of the REAL samples while a probe trains on ``syn``: correctness checked ``checkpoints`` times."""
-    tracker = ForgettingTracker(len(data.y_train), device=data.device)
-    recipe = Recipe(epochs=cfg.probe_epochs)
-    every = max(1, recipe.epochs // checkpoints)
-    torch.manual_seed(seed)
-    net = get_network("convnet", data.channels, data.num_classes, data.im_size, width=cfg.probe_width).to(data.device)
-    all_ix = torch.arange(len(data.y_train), device=data.device)
-
-    def check(log: dict) -> None:
-        if (log["epoch"] + 1) % every == 0:
-            pred = predict(net, data.x_train, data.normalize).argmax(1)
-            tracker.update(all_ix, pred == data.y_train)
-
-    x, y = syn.decoded()
-    train_model(net, x, y, recipe, normalize=data.normalize, augment=make_augment(data, recipe),
-                generator=torch.Generator().manual_seed(seed), progress=False, callback=check)
-    return tracker.scores()
 
 
 def _method_name(cfg: DasmConfig) -> str:
     if cfg.policy == "none" and cfg.segments > 1:
         return "dasm-nodifficulty"
     return "dasm"
-
-
-def config_dict(cfg: DasmConfig) -> dict:
-    """``cfg`` as plain JSON values (what ``config.json`` stores and resumed runs are compared with)."""
-    d = asdict(cfg)
-    return json.loads(json.dumps(d, default=str))

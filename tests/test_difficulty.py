@@ -75,6 +75,22 @@ def test_forgetting_scores_on_digits(digits):
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[0].shape == (256,)
 
 
+
+def test_probe_forgetting_checks_every_real_sample_the_asked_number_of_times(digits, monkeypatch):
+    """DASM's forgetting score: a probe trains on a small set; the whole real training split is checked
+    ``checkpoints`` times, so a learned sample forgets at most checkpoints // 2 times; seeded, it repeats."""
+    from dasm.difficulty import probe_forgetting
+    from dasm.train import Recipe
+
+    calls, update = [], ForgettingTracker.update
+    monkeypatch.setattr(ForgettingTracker, "update", lambda self, ix, ok: (calls.append(len(ix)), update(self, ix, ok)))
+    x, y, recipe = digits.x_train[::20], digits.y_train[::20], Recipe(epochs=6, batch_size=16)
+    a = probe_forgetting(digits, x, y, recipe, seed=3, checkpoints=3, width=8)
+    assert calls == [len(digits.y_train)] * 3 and a.shape == (len(digits.y_train),)
+    learned = a[a < a.max()]
+    assert len(learned) and learned.max() <= 1
+    assert torch.equal(a, probe_forgetting(digits, x, y, recipe, seed=3, checkpoints=3, width=8))
+
 # ------------------------------------------------------------------------------ net-based scores
 
 def test_scores_match_direct_computation(small):

@@ -137,6 +137,15 @@ def test_pools_come_from_the_difficulty_window(digits):
     assert segs.pool_size.iloc[1] == pytest.approx(0.3 * len(digits.y_train), rel=0.05)
 
 
+
+def test_forgetting_pools_hold_the_real_images_the_probe_forgets(digits):
+    """score="forgetting": a probe trained on the first segment is watched forgetting the real data; the last
+    window draws the most-forgotten images."""
+    cfg = DasmConfig(config_for("dsa", ipc=2, **FAST), segments=2, probe_epochs=10, window=0.3, score="forgetting",
+                     iterations_per_segment=1, joint=0.0)
+    _, _, segs = dasm_distill(digits, cfg, progress=False)
+    assert segs.score_mean.iloc[1] > segs.score_mean_all.iloc[1] > 0
+
 def test_init_from_all_starts_segments_outside_their_pool(digits, tmp_path):
     # a learning rate too small to move the pixels: every image stays the real image it started from
     base = config_for("dsa", ipc=10, init="real", **{**FAST, "iterations": 1, "match_steps": 1, "lr_img": 1e-9})
