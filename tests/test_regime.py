@@ -57,6 +57,32 @@ def test_regime_points_pairs_each_point_with_its_starts():
     assert pts.gain.to_dict() == pytest.approx({100: 0.5, 300: -0.5})
 
 
+
+def test_the_map_draws_each_point_once_with_its_strength_marker_and_its_seed_spread():
+    """Seeds of a point are averaged into one marker (bars: their std); the marker's shape is the lr multiple,
+    hollow for more iterations; one line per method joins its points in order of distance."""
+    import pandas as pd
+
+    def point(method, lr_mult, it_mult, seed, moved, gain):
+        return [{"method": method, "ipc": 50, "seed": seed, "init": "preset", "lr_img": 0.5 * lr_mult,
+                 "lr_mult": lr_mult, "iterations": 100 * it_mult, "it_mult": it_mult, "metric": m, "value": v}
+                for m, v in (("val_acc", 87.0 + gain), ("starts_val_acc", 87.0), ("moved", moved))]
+
+    table = pd.DataFrame(point("idc", 1, 1, 0, 0.9, 0.0) + point("idc", 1, 1, 1, 1.1, 0.4)
+                         + point("idc", 4, 1, 0, 2.3, -1.2) + point("idc", 1, 3, 0, 1.4, 0.1)
+                         + point("dasm", 0.25, 1, 0, 0.3, 0.2))
+    ax = regime.plot_regime(table).axes[0]
+    drawn = [(line.get_marker(), tuple(round(float(x), 6) for x in line.get_xdata()),
+              line.get_markerfacecolor() in ("white", (1, 1, 1, 1)))
+             for line in ax.lines if line.get_marker() in ("o", "^", "v", "s")]   # not the bars' caps
+    assert sorted(drawn) == sorted([("o", (1.0,), False), ("^", (2.3,), False), ("o", (1.4,), True),
+                                    ("v", (0.3,), False)])
+    joined = [tuple(round(float(x), 6) for x in line.get_xdata()) for line in ax.lines if line.get_marker() in (None, "None", "")
+              and len(line.get_xdata()) > 1]
+    assert (1.0, 1.4, 2.3) in joined
+    bars = [c for c in ax.collections if len(c.get_segments())]
+    assert len(bars) == 2   # the two-seed point has an x and a y bar; single-seed points have none
+
 def test_the_regime_reading_names_each_budgets_gain_and_whether_idc_saturates():
     import pandas as pd
 

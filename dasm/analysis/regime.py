@@ -8,7 +8,8 @@ Two numbers describe a distilled set against its starts (``starts.pt`` in its ru
   features of the set's (decoded) images, averaged over classes; collapsing images lower it.
 
 :func:`plot_regime` draws the map from a tidy table (one row per point and metric): x = distance
-moved, y = validation accuracy minus the starts', one panel per IPC, one line per method.
+moved, y = validation accuracy minus the starts', one panel per IPC, one line per method, a point's
+marker its lr_img multiple (hollow: more iterations), bars one std over seeds.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def set_diversity(syn: SyntheticSet, net: nn.Module, normalize) -> float:
 def regime_points(table: pd.DataFrame) -> pd.DataFrame:
     """One row per point (method, IPC, seed, lr_img, iterations, init) with its metrics as columns and
     ``gain`` = validation accuracy minus the starts'."""
-    keys = [k for k in ("dataset", "method", "ipc", "seed", "init", "lr_img", "lr_mult", "iterations")
+    keys = [k for k in ("dataset", "method", "ipc", "seed", "init", "lr_img", "lr_mult", "iterations", "it_mult")
             if k in table.columns]
     wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean").reset_index()
     wide.columns.name = None
@@ -65,11 +66,38 @@ def regime_points(table: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
+# A point's marker says how strong its matching was against the preset: the shape its lr_img multiple, a
+# hollow marker more outer iterations than the preset's.
+LR_MARKERS = {0.25: "v", 1.0: "o", 4.0: "^"}
+OTHER_MARKER = "s"
+
+
+def lr_marker(lr_mult: float) -> str:
+    """The marker of a point whose lr_img is ``lr_mult`` times the preset's."""
+    return LR_MARKERS.get(round(float(lr_mult), 6), OTHER_MARKER)
+
+
+def _line_of(points: pd.DataFrame) -> pd.DataFrame:
+    """A method's points averaged over seeds (with the std of ``moved`` and ``gain`` and the seed count),
+    ordered by distance moved."""
+    keys = [k for k in ("lr_img", "lr_mult", "iterations", "it_mult") if k in points.columns]
+    line = points.groupby(keys, as_index=False).agg(moved=("moved", "mean"), moved_std=("moved", "std"),
+                                                   gain=("gain", "mean"), gain_std=("gain", "std"),
+                                                   seeds=("gain", "size"))
+    if "lr_mult" not in line:
+        line["lr_mult"] = 1.0
+    if "it_mult" not in line:
+        line["it_mult"] = 1
+    return line.fillna({"moved_std": 0.0, "gain_std": 0.0}).sort_values("moved")
+
+
 def plot_regime(table: pd.DataFrame) -> Figure:
     """Validation accuracy minus the starts' against the distance moved: one column of panels per IPC, one
     row per kind of start (real images; noise, where matching does all the work), one line per method
-    through its points ordered by distance, each point labelled by its lr and iterations."""
+    through its points (mean over seeds, bars one std where there are several) ordered by distance. A
+    point's marker gives its lr_img against the preset's (v x0.25, o x1, ^ x4), hollow for more iterations."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     pts = regime_points(table).dropna(subset=["moved", "gain"])
     if pts.empty:
@@ -79,24 +107,29 @@ def plot_regime(table: pd.DataFrame) -> Figure:
     ipcs, starts = sorted(pts.ipc.unique()), sorted(pts.start.unique(), reverse=True)
     with dasm_style():
         width, height = plt.rcParams["figure.figsize"]
-        fig, axes = plt.subplots(len(starts), len(ipcs), figsize=(width * 0.85 * len(ipcs) + 1.8, height * len(starts)),
+        fig, axes = plt.subplots(len(starts), len(ipcs), figsize=(width * 0.85 * len(ipcs) + 2.2, height * len(starts)),
                                  squeeze=False)
         for i, start in enumerate(starts):
             for ax, ipc in zip(axes[i], ipcs):
                 part = pts[(pts.ipc == ipc) & (pts.start == start)]
-                for k, (method, line) in enumerate(part.groupby("method")):
-                    line = line.groupby(["lr_img", "iterations"], as_index=False)[["moved", "gain"]].mean()
-                    line = line.sort_values("moved")
-                    ax.plot(line.moved, line.gain, marker="o", ms=4, color=method_color(method), label=method)
+                for method, points in part.groupby("method", sort=True):
+                    line, color = _line_of(points), method_color(method)
+                    ax.plot(line.moved, line.gain, color=color, linewidth=1.2)
                     for _, r in line.iterrows():
-                        ax.annotate(f"lr {r.lr_img:g}, {int(r.iterations)} it", (r.moved, r.gain), fontsize=6,
-                                    xytext=(3, 3 - 11 * (k % 2)), textcoords="offset points",
-                                    color=method_color(method))   # alternate methods below: no overlap
+                        ax.errorbar(r.moved, r.gain, xerr=r.moved_std or None, yerr=r.gain_std or None,
+                                    marker=lr_marker(r.lr_mult), ms=6, color=color, capsize=2, linewidth=0.8,
+                                    markerfacecolor=color if r.it_mult <= 1 else "white")
                 ax.axhline(0.0, color="#4d4d4d", linewidth=1)
                 ax.set_xlabel("mean L2 distance moved from the starts (pixels in [0, 1])")
                 ax.set_ylabel(f"val. accuracy minus the starts' (points)\nstarts: {start}")
                 ax.set_title(f"IPC {ipc}, from {start}")
-        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="method")
+        methods = sorted(pts.method.unique())
+        handles = [Line2D([], [], color=method_color(m), label=m) for m in methods]
+        handles += [Line2D([], [], linestyle="", marker=mk, color="#4d4d4d", label=f"lr_img x{lr:g}")
+                    for lr, mk in LR_MARKERS.items()]
+        handles += [Line2D([], [], linestyle="", marker="o", color="#4d4d4d", markerfacecolor="white",
+                           label="more iterations (x3)")]
+        axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="method / point")
         fig.tight_layout()
     return fig
 
