@@ -31,7 +31,7 @@ from typing import Callable
 import pandas as pd
 from benchmarks.archive import archive_cell, archive_dir, load_archive
 from benchmarks.cells import ROOT, RUNS, folder_of, run_cell, table_path
-from benchmarks.report import from_csv, mean_std, signed, to_markdown, write_block
+from benchmarks.report import from_csv, interval_words, mean_std, signed, to_markdown, write_block
 
 from dasm.analysis.by_difficulty import bias_contrast, by_difficulty_table, paired_summary, plot_by_difficulty
 from dasm.data import Dataset, load_dataset
@@ -100,21 +100,12 @@ def seeds_line(head: str, entries: list[tuple[str, pd.Series, Callable[[pd.Serie
     return f"{head}: " + "; ".join(f"{label} {signed(values.mean())} ({say(values)})" for label, values, say in entries) + "."
 
 
-def _excludes_zero(values: pd.Series) -> str:
-    """How many seeds, the paired 95% interval and whether it excludes zero."""
-    s = paired_summary(values)
-    if s["count"] < 2:
-        return f"{s['count']} seed: no interval"
-    return (f"{s['count']} seeds, 95% interval [{signed(s['ci_low'])}, {signed(s['ci_high'])}] "
-            + ("includes zero" if s["ci_low"] <= 0 <= s["ci_high"] else "excludes zero"))
-
-
 def bias_reading(contrasts: pd.DataFrame) -> list[str]:
     """One line per IPC: each comparison's gain on the hardest minus the easiest three test deciles (mean over
     seeds), and whether its paired 95% interval excludes zero."""
     return [seeds_line(f"Accuracy by difficulty (test images), IPC {ipc}, gain on the hardest minus the easiest "
                        "three deciles (points)",
-                       [(f"{method} − {baseline}", part.contrast, _excludes_zero)
+                       [(f"{method} − {baseline}", part.contrast, interval_words)
                         for (method, baseline), part in at.groupby(["method", "baseline"], sort=False)])
             for ipc, at in contrasts.groupby("ipc", sort=True)]
 

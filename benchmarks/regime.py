@@ -37,7 +37,7 @@ import torch
 from benchmarks.archive import archive_dir
 from benchmarks.cells import ROOT, RUNS, folder_of, runs_root, table_path
 from benchmarks.figures import reference_net
-from benchmarks.report import from_csv, signed, to_markdown, write_block
+from benchmarks.report import from_csv, interval_words, mean_std, signed, to_markdown, write_block
 from benchmarks.tune import VAL_FRACTION
 from dasm.analysis.regime import moved, plot_regime, regime_points, set_diversity
 from dasm.config import resolve
@@ -206,17 +206,21 @@ def report(path: Path) -> None:
 
 
 def regime_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per point: validation accuracy, the starts', the gain, distance moved and diversity (set, starts)."""
-    pts = regime_points(table).sort_values(["ipc", "method", "init", "lr_img", "iterations"])
-    out = pd.DataFrame({"method": pts.method, "IPC": pts.ipc, "starts": pts.init.map({"noise": "noise"}).fillna("real"),
-                        "lr_img": pts.lr_img.map("{:g}".format), "iterations": pts.iterations,
-                        "val (%)": pts.val_acc.map("{:.2f}".format),
-                        "starts' val (%)": pts.starts_val_acc.map("{:.2f}".format),
-                        "gain": pts.gain.map("{:+.2f}".format), "moved": pts.moved.map("{:.2f}".format)})
-    if "diversity" in pts:
-        out["diversity (starts)"] = [f"{d:.2f} ({s:.2f})" if pd.notna(d) else ""
-                                     for d, s in zip(pts.diversity, pts.starts_diversity)]
-    return out
+    """One row per point, over its seeds (mean ± std): validation accuracy, the starts', the gain, distance
+    moved and diversity (set, starts)."""
+    pts = regime_points(table)
+    rows = []
+    for (ipc, method, init, lr, it), part in pts.groupby(["ipc", "method", "init", "lr_img", "iterations"], sort=True):
+        row = {"method": method, "IPC": ipc, "starts": "noise" if init == "noise" else "real", "lr_img": f"{lr:g}",
+               "iterations": it, "seeds": len(part), "val (%)": mean_std(part.val_acc, 2),
+               "starts' val (%)": mean_std(part.starts_val_acc, 2),
+               "gain": signed(part.gain.mean()) + (f" ± {part.gain.std():.2f}" if len(part) > 1 else ""),
+               "moved": mean_std(part.moved, 2)}
+        if "diversity" in part:
+            d = part.diversity.dropna()
+            row["diversity (starts)"] = f"{d.mean():.2f} ({part.starts_diversity.dropna().mean():.2f})" if len(d) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 FLAT = 0.5   # a gain over the starts within ±FLAT validation points is read as matching adding nothing
@@ -228,28 +232,41 @@ def by_method_in_registry_order(frame: pd.DataFrame) -> list[tuple[str, pd.DataF
     return sorted(frame.groupby("method"), key=lambda group: order.index(group[0]))
 
 
-def preset_gains(table: pd.DataFrame) -> pd.DataFrame:
-    """Each method's validation gain over its own starts at the preset's lr_img from real starts:
-    one row per (method, IPC, iterations) with the mean over seeds and the number of seeds."""
+def preset_gain_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """Each method's validation gain over its own starts at the preset's lr_img from real starts: one row per
+    (method, IPC, iterations, seed)."""
     pts = regime_points(table)
     if "gain" not in pts or "lr_mult" not in pts:
-        return pd.DataFrame(columns=["method", "ipc", "iterations", "gain", "seeds"])
+        return pd.DataFrame(columns=["method", "ipc", "iterations", "seed", "gain"])
     pts = pts[(pts.init == "preset") & (pts.lr_mult == 1.0)].dropna(subset=["gain"])
-    return pts.groupby(["method", "ipc", "iterations"]).gain.agg(gain="mean", seeds="count").reset_index()
+    return pts[["method", "ipc", "iterations", "seed", "gain"]].reset_index(drop=True)
+
+
+def preset_gains(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`preset_gain_seeds` averaged: one row per (method, IPC, iterations), the mean over seeds, the
+    seeds' gains (``values``) and their number."""
+    per = preset_gain_seeds(table)
+    return per.groupby(["method", "ipc", "iterations"]).gain.agg(
+        gain="mean", seeds="count", values=lambda v: list(v)).reset_index()
+
+
+def _gain_words(r) -> str:
+    """A budget's gain: the mean, with its seeds' interval where it has several."""
+    text = f"{signed(r.gain)} after {int(r.iterations)} iterations"
+    return text + (f" ({interval_words(pd.Series(r.values))})" if r.seeds > 1 else "")
 
 
 def regime_reading(table: pd.DataFrame) -> str:
     """What matching adds to the starts on validation (the preset's lr_img), per method and IPC at each
-    iteration budget measured, then whether IDC saturates (flat at IPC 50, a gain at IPC 10) and what
-    DASM's matching adds there; empty before any such point exists."""
+    iteration budget measured (with the paired interval over seeds where there are several), then whether
+    IDC saturates (flat at IPC 50, a gain at IPC 10) and what DASM's matching adds there, paired by seed with
+    IDC's where both have the same seeds; empty before any such point exists."""
     gains = preset_gains(table)
     if gains.empty:
         return ""
     parts = []
     for method, by_method in by_method_in_registry_order(gains):
-        ipcs = [f"at IPC {int(ipc)} " + ", ".join(
-                    f"{signed(r.gain)} after {int(r.iterations)} iterations" + (f" ({r.seeds} seeds)" if r.seeds > 1 else "")
-                    for r in part.itertuples())
+        ipcs = [f"at IPC {int(ipc)} " + ", ".join(_gain_words(r) for r in part.itertuples())
                 for ipc, part in by_method.groupby("ipc")]
         parts.append(f"{method.upper()} {'; '.join(ipcs)}")
     text = "On the validation split, matching adds to the accuracy of the set's own starts: " + "; ".join(parts) + "."
@@ -266,7 +283,16 @@ def regime_reading(table: pd.DataFrame) -> str:
         if ("dasm", 50) in first.index:
             d50 = first[("dasm", 50)]
             verdict = ("no more than IDC's" if d50 - g50 <= FLAT else "more than IDC's")
-            text += f" At IPC 50 DASM's matching adds {signed(d50)} to its starts: {verdict}."
+            text += f" At IPC 50 DASM's matching adds {signed(d50)} to its starts: {verdict}"
+            per = preset_gain_seeds(table)
+            budget = per[per.ipc == 50].groupby("method").iterations.min()
+            pair = {m: per[(per.method == m) & (per.ipc == 50) & (per.iterations == budget[m])].set_index("seed").gain
+                    for m in ("idc", "dasm")}
+            both = pair["dasm"].index.intersection(pair["idc"].index)
+            if len(both) > 1:
+                diff = pair["dasm"][both] - pair["idc"][both]
+                text += f"; DASM's gain minus IDC's, paired by seed: {signed(diff.mean())} ({interval_words(diff)})"
+            text += "."
     return text
 
 

@@ -35,6 +35,18 @@ def signed(value: float, digits: int = 2) -> str:
     return f"{value:+.{digits}f}".replace("-", "−")
 
 
+def interval_words(values: pd.Series) -> str:
+    """How many seeds, the paired 95% interval of ``values`` (one difference per seed) and whether it
+    excludes zero; a single seed says it has no interval."""
+    from dasm.analysis.by_difficulty import paired_summary
+
+    s = paired_summary(values)
+    if s["count"] < 2:
+        return f"{s['count']} seed: no interval"
+    return (f"{s['count']} seeds, 95% interval [{signed(s['ci_low'])}, {signed(s['ci_high'])}] "
+            + ("includes zero" if s["ci_low"] <= 0 <= s["ci_high"] else "excludes zero"))
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A pipe table of ``table`` as it is (its columns as the header; missing values empty)."""
     def cell(v: object) -> str:

@@ -83,6 +83,7 @@ def test_the_map_draws_each_point_once_with_its_strength_marker_and_its_seed_spr
     bars = [c for c in ax.collections if len(c.get_segments())]
     assert len(bars) == 2   # the two-seed point has an x and a y bar; single-seed points have none
 
+
 def test_the_regime_reading_names_each_budgets_gain_and_whether_idc_saturates():
     import pandas as pd
 
@@ -103,6 +104,27 @@ def test_the_regime_reading_names_each_budgets_gain_and_whether_idc_saturates():
     assert "no saturation of matching" in regime.regime_reading(steady)
     assert regime.regime_reading(table.iloc[:1]) == ""
 
+
+
+def test_seeds_of_a_point_give_one_table_row_and_a_paired_reading():
+    """Three seeds of the decisive points: one row each (mean ± std), the gain's interval over seeds, and DASM's
+    gain minus IDC's paired by seed (here DASM gains 1 point more on every seed: the interval excludes zero)."""
+    import pandas as pd
+
+    def rows(method, ipc, it, seed, val, starts):
+        return [{"method": method, "ipc": ipc, "seed": seed, "init": "preset", "lr_img": 0.5, "lr_mult": 1.0,
+                 "iterations": it, "metric": m, "value": v} for m, v in (("val_acc", val), ("starts_val_acc", starts),
+                                                                         ("moved", 1.0))]
+
+    table = pd.DataFrame([r for seed, g in enumerate((0.0, 0.2, -0.2)) for r in
+                          rows("idc", 50, 100, seed, 87.0 + g, 87.0) + rows("dasm", 50, 100, seed, 88.0 + g, 87.0)
+                          + rows("idc", 10, 200, seed, 83.0 + g, 70.0)])
+    shown = regime.regime_table(table).set_index(["method", "IPC"])
+    assert shown.loc[("idc", 50), "seeds"] == 3 and shown.loc[("idc", 50), "val (%)"] == "87.00 ± 0.20"
+    assert shown.loc[("dasm", 50), "gain"] == "+1.00 ± 0.20"
+    text = regime.regime_reading(table)
+    assert "IDC at IPC 10 +13.00 after 200 iterations (3 seeds, 95% interval [+12.50, +13.50] excludes zero)" in text
+    assert "DASM's gain minus IDC's, paired by seed: +1.00" in text and text.endswith("excludes zero).")
 
 def test_a_point_records_each_evaluated_budget_once(tmp_path, monkeypatch):
     """A point with a snapshot gets its rows at both budgets; run again, it trains and distills nothing."""
