@@ -220,7 +220,9 @@ def regime_table(table: pd.DataFrame) -> pd.DataFrame:
             d = part.diversity.dropna()
             row["diversity (starts)"] = f"{d.mean():.2f} ({part.starts_diversity.dropna().mean():.2f})" if len(d) else ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    order = list(REGISTRY)   # IDC before DASM, as in the reading
+    return pd.DataFrame(rows).sort_values(["IPC", "method"], key=lambda c: c.map(order.index) if c.name == "method" else c,
+                                          kind="stable", ignore_index=True)
 
 
 FLAT = 0.5   # a gain over the starts within ±FLAT validation points is read as matching adding nothing
