@@ -300,22 +300,26 @@ def regime_reading(table: pd.DataFrame) -> str:
 
 
 def movement_reading(table: pd.DataFrame, ipc: int = 50) -> str:
-    """For each method with two or more points from real starts at ``ipc``: its points ordered by how far the
-    images moved, with the gain over the starts and the feature diversity of each, and whether the diversity
-    falls and the gain drops as the images move further."""
+    """For each method with two or more points from real starts at ``ipc``: its points, on the seeds they all
+    share, ordered by how far the images moved, with the gain over the starts and the feature diversity of
+    each, and whether the diversity falls and the gain drops as the images move further."""
     pts = regime_points(table)
     if not {"gain", "moved", "diversity"} <= set(pts.columns):
         return ""
     pts = pts[(pts.ipc == ipc) & (pts.init == "preset")].dropna(subset=["gain", "moved", "diversity"])
     out = []
     for method, part in by_method_in_registry_order(pts):
+        by_point = part.groupby(["lr_img", "iterations"]).seed.apply(set)
+        shared = set.intersection(*by_point)   # every point on the same seeds: the comparison stays paired
+        part = part[part.seed.isin(shared)]
         part = part.groupby(["lr_img", "iterations"])[["moved", "gain", "diversity", "starts_diversity"]].mean()
         if len(part) < 2:
             continue
         part = part.sort_values("moved")
         falls = bool((part.diversity.diff().dropna() < 0).all())
         drops = part.gain.iloc[-1] < part.gain.iloc[0] - FLAT
-        out.append(f"{method.upper()} at IPC {ipc}, its points ordered by how far the images moved "
+        seeds = ", ".join(str(int(x)) for x in sorted(shared))
+        out.append(f"{method.upper()} at IPC {ipc} (seed{'s' if len(shared) > 1 else ''} {seeds}), its points ordered by how far the images moved "
                    f"({', '.join(f'{m:.2f}' for m in part.moved)}): gain over the starts "
                    f"{', '.join(signed(g) for g in part.gain)}, feature diversity "
                    f"{', '.join(f'{d:.2f}' for d in part.diversity)} (starts {part.starts_diversity.iloc[0]:.2f}); "
@@ -328,7 +332,8 @@ def regime_block(dataset: str = "fashion-mnist", preset: str = "cpu") -> str:
     """docs/diagnosis.md's regime table and its reading, from the committed ``regime_<dataset>_<preset>.csv``."""
     return from_csv(table_path("regime", dataset, preset),
                     lambda t: "\n\n".join(filter(None, [to_markdown(regime_table(t)),
-                                                          " ".join(filter(None, [regime_reading(t), movement_reading(t)]))])),
+                                                          " ".join(filter(None, [regime_reading(t), movement_reading(t, 50),
+                                                                                movement_reading(t, 10)]))])),
                     "python benchmarks/regime.py")
 
 

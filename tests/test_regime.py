@@ -162,6 +162,9 @@ def test_the_movement_reading_orders_points_by_distance_and_says_what_falls():
     steady = pd.DataFrame(point(0.5, 100, 0.9, 87.0, 15.9) + point(2.0, 100, 2.3, 87.2, 15.95))
     assert "does not fall steadily and the accuracy does not drop" in regime.movement_reading(steady)
     assert regime.movement_reading(falling[falling.lr_img == 2.0]) == ""   # one point: nothing to order
+    another_seed = pd.DataFrame(point(0.5, 100, 5.0, 80.0, 10.0)).assign(seed=1)   # only one point has seed 1
+    assert regime.movement_reading(pd.concat([falling, another_seed])) == text   # points compared on shared seeds
+    assert "IDC at IPC 50 (seed 0)" in text
 
 
 def test_every_decisive_point_is_a_budget_the_seed_0_map_evaluates():
