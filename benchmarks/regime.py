@@ -210,8 +210,9 @@ def regime_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per point, over its seeds (mean ± std): validation accuracy, the starts', the gain, distance
     moved and diversity (set, starts)."""
     pts = regime_points(table)
+    pts = pts.assign(order=pts.method.map(list(REGISTRY).index))   # IDC before DASM, as in the reading
     rows = []
-    for (ipc, method, init, lr, it), part in pts.groupby(["ipc", "method", "init", "lr_img", "iterations"], sort=True):
+    for (ipc, _, method, init, lr, it), part in pts.groupby(["ipc", "order", "method", "init", "lr_img", "iterations"]):
         row = {"method": method, "IPC": ipc, "starts": "noise" if init == "noise" else "real", "lr_img": f"{lr:g}",
                "iterations": it, "seeds": len(part), "val (%)": mean_std(part.val_acc, 2),
                "starts' val (%)": mean_std(part.starts_val_acc, 2),
@@ -221,9 +222,7 @@ def regime_table(table: pd.DataFrame) -> pd.DataFrame:
             d = part.diversity.dropna()
             row["diversity (starts)"] = f"{d.mean():.2f} ({part.starts_diversity.dropna().mean():.2f})" if len(d) else ""
         rows.append(row)
-    order = list(REGISTRY)   # IDC before DASM, as in the reading
-    return pd.DataFrame(rows).sort_values(["IPC", "method"], key=lambda c: c.map(order.index) if c.name == "method" else c,
-                                          kind="stable", ignore_index=True)
+    return pd.DataFrame(rows)
 
 
 FLAT = 0.5   # a gain over the starts within ±FLAT validation points is read as matching adding nothing
@@ -245,18 +244,10 @@ def preset_gain_seeds(table: pd.DataFrame) -> pd.DataFrame:
     return pts[["method", "ipc", "iterations", "seed", "gain"]].reset_index(drop=True)
 
 
-def preset_gains(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`preset_gain_seeds` averaged: one row per (method, IPC, iterations), the mean over seeds, the
-    seeds' gains (``values``) and their number."""
-    per = preset_gain_seeds(table)
-    return per.groupby(["method", "ipc", "iterations"]).gain.agg(
-        gain="mean", seeds="count", values=lambda v: list(v)).reset_index()
-
-
-def _gain_words(r) -> str:
-    """A budget's gain: the mean, with its seeds' interval where it has several."""
-    text = f"{signed(r.gain)} after {int(r.iterations)} iterations"
-    return text + (f" ({interval_words(pd.Series(r.values))})" if r.seeds > 1 else "")
+def _gain_words(gains: pd.Series, iterations: int) -> str:
+    """A budget's gain (one value per seed): the mean, with the seeds' interval where there are several."""
+    text = f"{signed(gains.mean())} after {int(iterations)} iterations"
+    return text + (f" ({interval_words(gains)})" if len(gains) > 1 else "")
 
 
 def regime_reading(table: pd.DataFrame) -> str:
@@ -264,18 +255,20 @@ def regime_reading(table: pd.DataFrame) -> str:
     iteration budget measured (with the paired interval over seeds where there are several), then whether
     IDC saturates (flat at IPC 50, a gain at IPC 10) and what DASM's matching adds there, paired by seed with
     IDC's where both have the same seeds; empty before any such point exists."""
-    gains = preset_gains(table)
-    if gains.empty:
+    per = preset_gain_seeds(table)
+    if per.empty:
         return ""
     parts = []
-    for method, by_method in by_method_in_registry_order(gains):
-        ipcs = [f"at IPC {int(ipc)} " + ", ".join(_gain_words(r) for r in part.itertuples())
+    for method, by_method in by_method_in_registry_order(per):
+        ipcs = [f"at IPC {int(ipc)} " + ", ".join(_gain_words(budget.gain, it) for it, budget in part.groupby("iterations"))
                 for ipc, part in by_method.groupby("ipc")]
         parts.append(f"{method.upper()} {'; '.join(ipcs)}")
     text = "On the validation split, matching adds to the accuracy of the set's own starts: " + "; ".join(parts) + "."
-    first = gains.sort_values("iterations").groupby(["method", "ipc"]).gain.first()   # the preset's own budget
-    if {("idc", 10), ("idc", 50)} <= set(first.index):
-        g10, g50 = first[("idc", 10)], first[("idc", 50)]
+    # each (method, IPC) at the preset's own budget (its fewest iterations), one gain per seed
+    preset = per[per.iterations == per.groupby(["method", "ipc"]).iterations.transform("min")]
+    first = {key: part.set_index("seed").gain for key, part in preset.groupby(["method", "ipc"])}
+    if {("idc", 10), ("idc", 50)} <= set(first):
+        g10, g50 = first[("idc", 10)].mean(), first[("idc", 50)].mean()
         if abs(g50) <= FLAT < g10:
             text += (f" So at this budget IDC's matching saturates: at IPC 50 it adds nothing to its k-means starts"
                      f" ({signed(g50)}) while at IPC 10 it adds {signed(g10)}; IDC's accuracy still rises over IPC"
@@ -283,17 +276,12 @@ def regime_reading(table: pd.DataFrame) -> str:
         else:
             text += (f" IDC's matching adds {signed(g10)} at IPC 10 and {signed(g50)} at IPC 50: no saturation of"
                      f" matching at this budget.")
-        if ("dasm", 50) in first.index:
-            d50 = first[("dasm", 50)]
+        if ("dasm", 50) in first:
+            d50 = first[("dasm", 50)].mean()
             verdict = ("no more than IDC's" if d50 - g50 <= FLAT else "more than IDC's")
             text += f" At IPC 50 DASM's matching adds {signed(d50)} to its starts: {verdict}"
-            per = preset_gain_seeds(table)
-            budget = per[per.ipc == 50].groupby("method").iterations.min()
-            pair = {m: per[(per.method == m) & (per.ipc == 50) & (per.iterations == budget[m])].set_index("seed").gain
-                    for m in ("idc", "dasm")}
-            both = pair["dasm"].index.intersection(pair["idc"].index)
-            if len(both) > 1:
-                diff = pair["dasm"][both] - pair["idc"][both]
+            diff = (first[("dasm", 50)] - first[("idc", 50)]).dropna()   # the seeds both have
+            if len(diff) > 1:
                 text += f"; DASM's gain minus IDC's, paired by seed: {signed(diff.mean())} ({interval_words(diff)})"
             text += "."
     return text

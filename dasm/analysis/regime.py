@@ -78,12 +78,10 @@ def lr_marker(lr_mult: float) -> str:
 
 
 def _line_of(points: pd.DataFrame) -> pd.DataFrame:
-    """A method's points averaged over seeds (with the std of ``moved`` and ``gain`` and the seed count),
-    ordered by distance moved."""
+    """A method's points averaged over seeds (with the std of ``moved`` and ``gain``), ordered by distance moved."""
     keys = [k for k in ("lr_img", "lr_mult", "iterations", "it_mult") if k in points.columns]
     line = points.groupby(keys, as_index=False).agg(moved=("moved", "mean"), moved_std=("moved", "std"),
-                                                   gain=("gain", "mean"), gain_std=("gain", "std"),
-                                                   seeds=("gain", "size"))
+                                                   gain=("gain", "mean"), gain_std=("gain", "std"))
     if "lr_mult" not in line:
         line["lr_mult"] = 1.0
     if "it_mult" not in line:
